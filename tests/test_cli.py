@@ -20,15 +20,15 @@ def _fails(args, message, code=2):
 
 def test_unknown_recipe_key(tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("bakdoor: {}\n")
+    recipe.write_text("bakdoors: []\n")
     out = tmp_path / "out"
-    _fails(["run", str(recipe), "--out", str(out)], "Did you mean `backdoor`?")
+    _fails(["run", str(recipe), "--out", str(out)], "Did you mean `backdoors`?")
     assert not out.exists()
 
 
 def test_unknown_mechanism_from_the_command_line(tmp_path):
     out = tmp_path / "out"
-    _fails(["demo", "--quick", "--out", str(out), "--set", "backdoor.mechanisms=[distiled]"],
+    _fails(["demo", "--quick", "--out", str(out), "--set", "backdoors=[{mechanisms: [distiled]}]"],
            "Did you mean 'distilled'?")
     assert not out.exists()
 

