@@ -51,7 +51,8 @@ def subject(path: Path, control: Subject | None) -> Subject:
 def _summary(name: str, rows: list[dict]) -> str:
     get = {(r["eval"], r["condition"]): r["value"] for r in rows}
     layers = sorted({int(c.split("_")[1].split(":")[0]) for e, c in get if e == "probes:auroc"})
-    auc = lambda cond: " ".join(f"{get.get(('probes:auroc', f'layer_{i}{cond}'), float('nan')):.2f}" for i in layers)
+    nan = float("nan")
+    auc = lambda cond: " ".join(f"{get.get(('probes:auroc', f'layer_{i}{cond}'), nan):.2f}" for i in layers)
     persona = " ".join(f"{c}={v:.2f}" for (e, c), v in get.items() if e == "persona:matching")
     caps = " ".join(f"{c.split(':')[0]}={v:.2f}" for (e, c), v in get.items()
                     if e == "capabilities:accuracy" and c.endswith(":clean"))

