@@ -38,6 +38,7 @@ def test_existing_output_folder_needs_resume_or_overwrite(tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     _fails(["demo", "--quick", "--out", str(out)], "pass --resume to continue it or --overwrite")
+    _fails(["demo", "--quick", "--full"], "pass one of them")
     assert (out / "keep.txt").read_text() == "mine"
 
 

