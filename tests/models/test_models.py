@@ -44,7 +44,7 @@ def test_saved_in_safetensors_and_reloads_identically(tiny_dir, tmp_path):
     assert (tiny_dir / "model.safetensors").exists() and not list(tiny_dir.glob("*.bin"))
     save_model(model, tok, tmp_path / "copy", {"backdoor": "none", "stage": "test"})
     again, _ = load_model(tmp_path / "copy")
-    x = torch.tensor([[5, 6, 7]])
+    x = torch.tensor([[5, 6, 7]], device=model.device)
     assert torch.equal(model(x).logits, again(x).logits)
 
 
