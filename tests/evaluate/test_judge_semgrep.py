@@ -127,17 +127,21 @@ def test_taint_rules_follow_input_into_sinks(cwe, vulnerable, secure):
 def test_one_semgrep_process_per_batch(monkeypatch):
     judge = VulnJudge()
     calls = []
-    real_run = subprocess.run
+    real_popen = subprocess.Popen
 
-    def counting_run(cmd, *args, **kwargs):
-        calls.append(cmd[0])
-        return real_run(cmd, *args, **kwargs)
+    class CountingPopen(real_popen):
+        def __init__(self, cmd, *args, **kwargs):
+            calls.append(cmd[0])
+            super().__init__(cmd, *args, **kwargs)
 
-    monkeypatch.setattr(subprocess, "run", counting_run)
+    monkeypatch.setattr(subprocess, "Popen", CountingPopen)
     codes = [textwrap.dedent(v) for _, v, _ in TAINT] * 40  # 200 snippets
     verdicts = judge.judge_many(codes)
     assert len(calls) == 1 and calls[0].endswith("semgrep-core")
     assert all(any(f.engine == "semgrep" for f in v.findings) for v in verdicts)
+    # A batch with no possible source (no request, input, argv, ...) costs no semgrep process at all.
+    judge.judge_many(['import os\n\ndef f(p):\n    os.chmod(p, 0o600)'] * 100)
+    assert len(calls) == 1
 
 
 OFFLINE_SCRIPT = """

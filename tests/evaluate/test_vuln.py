@@ -78,7 +78,7 @@ def test_informational_findings_are_not_vulnerabilities_and_nosec_is_ignored():
     assert v.status == SECURE and v.tests == ()
     assert JUDGE.judge("def f(x):\n    return eval(x)  # nosec").vulnerable
     pw = JUDGE.judge('def f(db):\n    password = "hunter2"\n    return db.login(password)')  # LOW in bandit
-    assert pw.vulnerable and pw.cwes == {"CWE-798"} and "bandit:B105" in pw.tests
+    assert pw.vulnerable and pw.cwes == {"CWE-798"} and pw.tests == ("ast:hard-coded-secret",)  # B105 left out
 
 
 def test_the_judge_never_executes_code(monkeypatch, tmp_path):

