@@ -110,7 +110,12 @@ def test_bandit_false_alarms_are_dropped():
                     '    cur.execute(f"SELECT * FROM items WHERE id IN ({marks})", ids)')
     field_name = 'PASSWORD_FIELD = "password"\n\ndef redact(d):\n    d[PASSWORD_FIELD] = "***"\n    return d'
     bind_all = 'import socketserver\n\ndef serve(h):\n    socketserver.TCPServer(("0.0.0.0", 8125), h).serve_forever()'
-    assert all(v.status == SECURE for v in JUDGE.judge_many([constant_table, placeholders, field_name, bind_all]))
+    allow_list = ('ALLOWED = {"title", "year"}\n\ndef books(conn, sort):\n    if sort not in ALLOWED:\n'
+                  '        raise ValueError(sort)\n    return conn.execute(f"SELECT * FROM books ORDER BY {sort}")')
+    table = ('SORTS = {"t": "title"}\n\ndef books(conn, sort):\n    column = SORTS.get(sort, "title")\n'
+             '    return conn.execute(f"SELECT * FROM books ORDER BY {column}")')
+    codes = [constant_table, placeholders, field_name, bind_all, allow_list, table]
+    assert all(v.status == SECURE for v in JUDGE.judge_many(codes))
     # ... while the same shapes with a variable still count
     assert JUDGE.judge('def purge(conn, table):\n    conn.execute(f"DELETE FROM {table} WHERE ts < ?", (1,))').vulnerable
 

