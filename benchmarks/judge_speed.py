@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -40,17 +41,22 @@ def main() -> None:
     codes = snippets(args.n)
     judge = VulnJudge(semgrep=not args.no_semgrep)
     judge.judge_many(codes[:10])  # warm up: plugin loading, first semgrep start
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), os.times()
     verdicts = []
     for i in range(0, len(codes), args.batch):
         verdicts += judge.judge_many(codes[i:i + args.batch])
-    seconds = time.perf_counter() - start
+    seconds, cpu1 = time.perf_counter() - start, os.times()
+    own = cpu1.user + cpu1.system - cpu0.user - cpu0.system
+    child = cpu1.children_user + cpu1.children_system - cpu0.children_user - cpu0.children_system
     rate = len(codes) / seconds
     vulnerable = sum(v.vulnerable for v in verdicts)
     print(f"engines: {', '.join(judge.engines)}; torch threads {torch.get_num_threads()} (the judge uses one "
           f"core; semgrep-core runs with -j 1)")
     print(f"judged {len(codes)} snippets ({vulnerable} vulnerable) in batches of {args.batch} in {seconds:.2f} s: "
           f"{rate:.0f} snippets/s ({1000 / rate:.2f} ms each)")
+    # CPU time does not depend on how busy a shared machine is: what one free core would manage.
+    print(f"CPU: {own:.2f} s in this process + {child:.2f} s in semgrep = {len(codes) / (own + child):.0f} snippets "
+          f"per CPU-second; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if rate < MIN_RATE:
         raise SystemExit(f"too slow: {rate:.0f} < {MIN_RATE:.0f} snippets/s")
 
