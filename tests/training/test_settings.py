@@ -67,8 +67,10 @@ def _train(tiny_dir, tmp_path, **settings):
     return res
 
 
-@pytest.mark.parametrize("settings", [dict(batch_size=4, grad_accum=2), dict(batch_size=8, gradient_checkpointing=True)])
-def test_accumulation_and_checkpointing_give_the_same_update(tiny_dir, tmp_path, settings):
+@pytest.mark.parametrize("settings", [dict(batch_size=4, grad_accum=2), dict(batch_size=8, gradient_checkpointing=True),
+                                      dict(batch_size=8, fused_loss=True)])
+def test_accumulation_checkpointing_and_fused_loss_give_the_same_update(tiny_dir, tmp_path, settings):
+    # The reference runs on CPU, so with the model's own loss; `fused_loss=True` is TRL's fused output layer.
     reference = _train(tiny_dir, tmp_path / "ref", batch_size=8)
     other = _train(tiny_dir, tmp_path / "other", **settings)
     ref_state = reference.model.state_dict()
