@@ -6,6 +6,7 @@ Usage::
         ep = Endpoint(base_url=server.url, model="m", api_key_env=None)
         server.faults.append(429)      # the next request gets HTTP 429 (any status works: 500, 503, 400…)
         server.faults.append(2.5)      # the next request waits 2.5 s before answering (a float: a delay)
+        server.faults.append(None)     # the next request is answered normally (to aim a later fault)
         ep.chat([[{"role": "user", "content": "hi"}]])
         server.requests                # every request received, 429s and delays included
         server.answered                # requests answered at once with 200 (delayed ones are not counted)
@@ -34,7 +35,7 @@ class OpenAIServer:
 
     def __init__(self, responder: Responder):
         self.responder = responder
-        self.faults: deque[int | float] = deque()
+        self.faults: deque[int | float | None] = deque()
         self.log: list[tuple[str, dict, str | int]] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -67,7 +68,7 @@ class OpenAIServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def _take_fault(self) -> int | float | None:
+    def _take_fault(self) -> int | float | None:  # None: no fault
         with self._lock:
             return self.faults.popleft() if self.faults else None
 
