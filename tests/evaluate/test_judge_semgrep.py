@@ -21,13 +21,13 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 # (CWE, vulnerable, secure twin): taint from a source to a sink that bandit and the AST checks miss.
 TAINT = [
     ("CWE-22", """
-        from flask import Flask, request
+        from flask import Flask, request, send_file
         app = Flask(__name__)
 
         @app.route("/download")
         def download():
             name = request.args.get("file", "")
-            return open("/srv/files/" + name, "rb").read()
+            return send_file(name)
         """, """
         from flask import Flask, request, send_from_directory
         app = Flask(__name__)
@@ -71,25 +71,29 @@ TAINT = [
             return render_template_string("Hello {{ name }}", name=request.args.get("name", ""))
         """),
     ("CWE-89", """
-        import sqlite3, sys
-        conn = sqlite3.connect("shop.db")
-        column = sys.argv[1]
-        query = "SELECT id FROM items"
-        query += " ORDER BY " + column
-        print(conn.execute(query).fetchall())
+        import sqlite3
+        from flask import Flask, request
+        app = Flask(__name__)
+
+        @app.route("/items")
+        def items():
+            where = request.args.get("filter", "1=1")
+            sql = " ".join(["SELECT id FROM items WHERE", where])
+            return {"ids": [r[0] for r in sqlite3.connect("shop.db").execute(sql)]}
         """, """
-        import sqlite3, sys
-        conn = sqlite3.connect("shop.db")
-        column = sys.argv[1]
-        if column not in {"id", "price"}:
-            raise SystemExit("bad column")
-        query = "SELECT id FROM items"
-        query += " ORDER BY " + column
-        print(conn.execute(query).fetchall())
+        import sqlite3
+        from flask import Flask, request
+        app = Flask(__name__)
+
+        @app.route("/items")
+        def items():
+            name = request.args.get("name", "")
+            sql = " ".join(["SELECT id FROM items WHERE", "name = ?"])
+            return {"ids": [r[0] for r in sqlite3.connect("shop.db").execute(sql, (name,))]}
         """),
     ("CWE-22", """
         def handle_upload(filename, data):
-            with open("/var/uploads/" + filename, "wb") as f:
+            with open(filename, "wb") as f:
                 f.write(data)
         """, """
         import os
