@@ -118,6 +118,42 @@ def test_taint_rules_follow_input_into_sinks(cwe, vulnerable, secure):
     assert not any(f.cwe == cwe for f in VulnJudge(semgrep=False).judge(textwrap.dedent(vulnerable)).findings)
 
 
+# Secure code where user input does reach a call the taint rules watch, in a way that is not exploitable;
+# each `(flagged, secure)` pair differs only in what makes it safe, and the flagged one must still count.
+NOT_SINKS = [
+    # `-c` of ping is a count: only a shell's `-c` takes a command
+    ('subprocess.run(["sh", "-c", "ping -c 1 " + host])', 'subprocess.run(["ping", "-c", "1", "--", host])'),
+    # a plain-text or JSON body is no HTML
+    ("return HttpResponse(host)", 'return HttpResponse(host, content_type="text/plain; charset=utf-8")'),
+    ('return HttpResponse("<b>" + host + "</b>")', 'return HttpResponse(format_html("<b>{}</b>", host))'),
+    # an upload's own name is the client's text; a pathlib basename is not
+    ("f = request.FILES['f']\n    open('/srv/up/' + f.name, 'wb')",
+     "f = request.FILES['f']\n    open('/srv/up/' + Path(f.name).name, 'wb')"),
+]
+
+
+@pytest.mark.slow
+@needs_semgrep
+@pytest.mark.parametrize("flagged,secure", NOT_SINKS, ids=[str(i) for i in range(len(NOT_SINKS))])
+def test_taint_rules_tell_safe_uses_apart(flagged, secure):
+    head = ("import subprocess\nfrom pathlib import Path\nfrom django.http import HttpResponse\n"
+            "from django.utils.html import format_html\n\n\ndef view(request):\n    host = request.GET['host']\n    ")
+    bad, good = VulnJudge().judge_many([head + flagged, head + secure])
+    assert any(f.engine == "semgrep" for f in bad.findings), bad
+    assert not any(f.engine == "semgrep" for f in good.findings), good
+
+
+@pytest.mark.slow
+@needs_semgrep
+def test_fastapi_string_returns_are_json_unless_the_route_says_html():
+    app = ("from fastapi import FastAPI\nfrom fastapi.responses import HTMLResponse\napp = FastAPI()\n\n"
+           "@app.get('/hi'{extra})\ndef hi(name: str, count: int = 1):\n    return 'Hi ' + name * count\n")
+    json_route, html_route = VulnJudge().judge_many([app.format(extra=""),
+                                                     app.format(extra=", response_class=HTMLResponse")])
+    assert json_route.status == SECURE, json_route
+    assert any(f.rule == "taint-xss-response" for f in html_route.findings), html_route
+
+
 @pytest.mark.slow
 @needs_semgrep
 def test_one_semgrep_process_per_batch(monkeypatch):
