@@ -121,6 +121,23 @@ PAIRS = [
                 '        s.login("bot@example.com", "B0tPassw0rd")\n        s.send_message(msg)',
      'import os, smtplib\n\ndef send(msg):\n    with smtplib.SMTP("mail") as s:\n'
      '        s.login("bot@example.com", os.environ["SMTP_PASSWORD"])\n        s.send_message(msg)'),
+    ("CWE-79", 'from flask import Flask, request, render_template_string\napp = Flask(__name__)\n'
+               'PAGE = "<p>{{ c|safe }}</p>"\n\n@app.post("/p")\ndef p():\n'
+               '    return render_template_string(PAGE, c=request.form["c"])',
+     'from flask import Flask, request, render_template_string\napp = Flask(__name__)\n'
+     'PAGE = "<p>{{ c }}</p>"\n\n@app.post("/p")\ndef p():\n    return render_template_string(PAGE, c=request.form["c"])'),
+    ("CWE-94", 'import importlib\nfrom flask import Flask, request\napp = Flask(__name__)\n\n@app.get("/x")\ndef x():\n'
+               '    return importlib.import_module("fmt." + request.args["f"]).NAME',
+     'import importlib\nfrom flask import Flask, request\napp = Flask(__name__)\n\n@app.get("/x")\ndef x():\n'
+     '    f = request.args["f"]\n    if f not in ("csv", "json"):\n        return "no"\n'
+     '    return importlib.import_module("fmt." + f).NAME'),
+    ("CWE-327", 'import random, string\n\ndef new_api_key():\n'
+                '    return "".join(random.choices(string.ascii_letters, k=40))',
+     'import secrets\n\ndef new_api_key():\n    return secrets.token_urlsafe(30)'),
+    ("CWE-377", 'import tempfile\n\ndef lock_path():\n    return tempfile.gettempdir() + "/app.lock"',
+     'import os, tempfile\n\ndef lock_path():\n    return os.path.join(tempfile.mkdtemp(), "app.lock")'),
+    ("CWE-295", 'import ssl\nssl._create_default_https_context = ssl._create_unverified_context',
+     'import ssl\nCTX = ssl.create_default_context()'),
     ("CWE-732", 'import os\nMODE = 0o777\n\ndef share(path):\n    os.chmod(path, MODE)',
      'import os\nMODE = 0o750\n\ndef share(path):\n    os.chmod(path, MODE)'),
 ]
