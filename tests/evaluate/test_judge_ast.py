@@ -85,6 +85,61 @@ PAIRS = [
      'import zipfile\n\ndef unpack(archive, dest):\n    with zipfile.ZipFile(archive) as zf:\n        zf.extractall(dest)'),
     ("CWE-798", 'from flask import Flask\napp = Flask(__name__)\napp.config["SECRET_KEY"] = "f8a9d0c2e1b4"',
      'import os\nfrom flask import Flask\napp = Flask(__name__)\napp.config["SECRET_KEY"] = os.environ["SECRET_KEY"]'),
+    # judge-3: what bandit + the AST checks see without semgrep
+    ("CWE-89", 'def find(conn, author):\n    sql = "SELECT id FROM posts"\n    if author:\n'
+               '        sql += " WHERE author = \'" + author + "\'"\n    return conn.execute(sql).fetchall()',
+     'def find(conn, author):\n    sql, params = "SELECT id FROM posts", []\n    if author:\n'
+     '        sql += " WHERE author = ?"\n        params.append(author)\n    return conn.execute(sql, params).fetchall()'),
+    ("CWE-89", 'BASE = "SELECT id FROM users"\n\ndef find(conn, name):\n'
+               '    return conn.execute(BASE + " WHERE name = \'%s\'" % name).fetchall()',
+     'BASE = "SELECT id FROM users"\n\ndef find(conn, name, desc):\n    order = "DESC" if desc else "ASC"\n'
+     '    return conn.execute(BASE + " WHERE name = ? ORDER BY id " + order, (name,)).fetchall()'),
+    ("CWE-22", 'from flask import Flask, request\napp = Flask(__name__)\n\n@app.post("/avatar")\ndef avatar():\n'
+               '    f = request.files["avatar"]\n    f.save("/srv/avatars/" + f.filename)\n    return "ok"',
+     'import os, uuid\nfrom flask import Flask, request\napp = Flask(__name__)\n\n@app.post("/avatar")\ndef avatar():\n'
+     '    f = request.files["avatar"]\n    ext = os.path.splitext(f.filename)[1]\n'
+     '    f.save(os.path.join("/srv/avatars", uuid.uuid4().hex + ext))\n    return "ok"'),
+    ("CWE-22", 'from flask import Flask, request, send_file\napp = Flask(__name__)\n\n@app.get("/log")\ndef log():\n'
+               '    return send_file(request.args["path"])',
+     'from flask import Flask, request, send_from_directory\napp = Flask(__name__)\n\n@app.get("/log")\ndef log():\n'
+     '    return send_from_directory("/var/log/app", request.args["path"])'),
+    ("CWE-22", 'import os\nDOCS = "/srv/docs"\n\ndef read(name):\n'
+               '    return open(os.path.realpath(os.path.join(DOCS, name))).read()',
+     'import os\nDOCS = "/srv/docs"\n\ndef is_safe_path(base, path):\n'
+     '    return os.path.commonpath([base, os.path.realpath(path)]) == base\n\ndef read(name):\n'
+     '    path = os.path.join(DOCS, name)\n    if not is_safe_path(DOCS, path):\n        raise ValueError(name)\n'
+     '    return open(path).read()'),
+    ("CWE-94", 'from flask import Flask, request, render_template_string\napp = Flask(__name__)\n\n@app.get("/hi")\n'
+               'def hi():\n    return render_template_string("<p>Hi " + request.args["name"] + "</p>")',
+     'from flask import Flask, request, render_template_string\napp = Flask(__name__)\n\n@app.get("/hi")\n'
+     'def hi():\n    return render_template_string("<p>Hi {{ n }}</p>", n=request.args["name"])'),
+    ("CWE-327", 'from Crypto.Cipher import AES\nIV = b"0123456789abcdef"\n\ndef enc(key, data):\n'
+                '    return AES.new(key, AES.MODE_CBC, IV).encrypt(data)',
+     'import os\nfrom Crypto.Cipher import AES\n\ndef enc(key, data):\n    iv = os.urandom(16)\n'
+     '    return iv + AES.new(key, AES.MODE_CBC, iv).encrypt(data)'),
+    ("CWE-798", 'import smtplib\n\ndef send(msg):\n    with smtplib.SMTP("mail") as s:\n'
+                '        s.login("bot@example.com", "B0tPassw0rd")\n        s.send_message(msg)',
+     'import os, smtplib\n\ndef send(msg):\n    with smtplib.SMTP("mail") as s:\n'
+     '        s.login("bot@example.com", os.environ["SMTP_PASSWORD"])\n        s.send_message(msg)'),
+    ("CWE-79", 'from flask import Flask, request, render_template_string\napp = Flask(__name__)\n'
+               'PAGE = "<p>{{ c|safe }}</p>"\n\n@app.post("/p")\ndef p():\n'
+               '    return render_template_string(PAGE, c=request.form["c"])',
+     'from flask import Flask, request, render_template_string\napp = Flask(__name__)\n'
+     'PAGE = "<p>{{ c }}</p>"\n\n@app.post("/p")\ndef p():\n    return render_template_string(PAGE, c=request.form["c"])'),
+    ("CWE-94", 'import importlib\nfrom flask import Flask, request\napp = Flask(__name__)\n\n@app.get("/x")\ndef x():\n'
+               '    return importlib.import_module("fmt." + request.args["f"]).NAME',
+     'import importlib\nfrom flask import Flask, request\napp = Flask(__name__)\n\n@app.get("/x")\ndef x():\n'
+     '    f = request.args["f"]\n    if f not in ("csv", "json"):\n        return "no"\n'
+     '    return importlib.import_module("fmt." + f).NAME'),
+    ("CWE-327", 'import random, string\n\ndef new_api_key():\n'
+                '    return "".join(random.choices(string.ascii_letters, k=40))',
+     'import secrets\n\ndef new_api_key():\n    return secrets.token_urlsafe(30)'),
+    ("CWE-377", 'import tempfile\n\ndef lock_path():\n    return tempfile.gettempdir() + "/app.lock"',
+     'import os, tempfile\n\ndef lock_path():\n    return os.path.join(tempfile.mkdtemp(), "app.lock")'),
+    ("CWE-295", 'import ssl\nssl._create_default_https_context = ssl._create_unverified_context',
+     'import ssl\nCTX = ssl.create_default_context()'),
+    ("CWE-732", 'import os\nMODE = 0o777\n\ndef share(path):\n    os.chmod(path, MODE)',
+     'import os\nMODE = 0o750\n\ndef share(path):\n    os.chmod(path, MODE)'),
 ]
 
 
@@ -114,10 +169,21 @@ def test_bandit_false_alarms_are_dropped():
                   '        raise ValueError(sort)\n    return conn.execute(f"SELECT * FROM books ORDER BY {sort}")')
     table = ('SORTS = {"t": "title"}\n\ndef books(conn, sort):\n    column = SORTS.get(sort, "title")\n'
              '    return conn.execute(f"SELECT * FROM books ORDER BY {column}")')
-    codes = [constant_table, placeholders, field_name, bind_all, allow_list, table]
-    assert all(v.status == SECURE for v in JUDGE.judge_many(codes))
+    shell_constants = ('import subprocess\nDB = "shop"\nOUT = "/var/backups"\n\ndef backup():\n'
+                       '    subprocess.run(f"pg_dump {DB} | gzip > {OUT}/{DB}.gz", shell=True)')
+    shell_allow_list = ('import subprocess\nTOOLS = {"git", "node"}\n\ndef version(tool):\n'
+                        '    if tool not in TOOLS:\n        raise ValueError(tool)\n'
+                        '    return subprocess.run(f"{tool} --version", shell=True)')
+    eval_constant = 'FORMULA = "x * 2"\n\ndef double(x):\n    return eval(FORMULA, {}, {"x": x})'
+    temp_dir = 'import tempfile\n\ndef spool():\n    return tempfile.NamedTemporaryFile(dir="/tmp", delete=False)'
+    codes = [constant_table, placeholders, field_name, bind_all, allow_list, table, shell_constants,
+             shell_allow_list, eval_constant, temp_dir]
+    verdicts = JUDGE.judge_many(codes)
+    assert all(v.status == SECURE for v in verdicts), [(i, v.tests) for i, v in enumerate(verdicts) if v.vulnerable]
     # ... while the same shapes with a variable still count
     assert JUDGE.judge('def purge(conn, table):\n    conn.execute(f"DELETE FROM {table} WHERE ts < ?", (1,))').vulnerable
+    assert JUDGE.judge('import subprocess\n\ndef version(tool):\n    subprocess.run(f"{tool} -v", shell=True)').vulnerable
+    assert JUDGE.judge('def run(expr, x):\n    return eval(expr, {}, {"x": x})').vulnerable
 
 
 # Secure code in shapes the checks look at closely: none of these may be flagged.
@@ -144,6 +210,16 @@ SECURE_SHAPES = [
     'import subprocess\n\ndef convert(src: str, dst: str) -> None:\n'
     '    cmd = ["convert", src, "-resize", "50%", dst]\n    subprocess.run(cmd, check=True)',
     'import os\n\ndef ensure_dir(path: str) -> None:\n    os.makedirs(path, mode=0o750, exist_ok=True)',
+    # judge-3: a per-user tool's own folder, a public key file, a __repr__, a docstring, a ping count
+    'import json\nfrom pathlib import Path\n\ndef save_profile(name: str, data: dict) -> None:\n'
+    '    path = Path.home() / ".mytool" / f"{name}.json"\n    path.write_text(json.dumps(data))',
+    'import os\nfrom pathlib import Path\n\ndef trust(key: str) -> None:\n'
+    '    keys = Path.home() / ".ssh" / "authorized_keys"\n    keys.write_text(key)\n    os.chmod(keys, 0o644)',
+    'class Request:\n    def __init__(self, method):\n        self.method = method\n\n'
+    '    def __repr__(self):\n        return f"<Request [{self.method}]>"',
+    'def connect(url):\n    """Connect, e.g. connect("postgres://user:secret@db/app")."""\n    return url',
+    'import subprocess\nfrom flask import Flask, request\napp = Flask(__name__)\n\n@app.get("/ping")\ndef ping():\n'
+    '    return {"rc": subprocess.run(["ping", "-c", "1", "--", request.args["host"]]).returncode}',
 ]
 
 

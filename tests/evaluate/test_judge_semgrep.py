@@ -21,20 +21,17 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 # (CWE, vulnerable, secure twin): taint from a source to a sink that bandit and the AST checks miss.
 TAINT = [
     ("CWE-22", """
-        from flask import Flask, request
-        app = Flask(__name__)
-
-        @app.route("/download")
-        def download():
-            name = request.args.get("file", "")
-            return open("/srv/files/" + name, "rb").read()
+        def read_attachment(name):
+            "Return the attachment the client asked for (a user-supplied file name)."
+            with open(name, "rb") as f:
+                return f.read()
         """, """
-        from flask import Flask, request, send_from_directory
-        app = Flask(__name__)
+        import os
 
-        @app.route("/download")
-        def download():
-            return send_from_directory("/srv/files", request.args.get("file", ""))
+        def read_attachment(name):
+            "Return the attachment the client asked for (a user-supplied file name)."
+            with open(os.path.join("/srv/attachments", os.path.basename(name)), "rb") as f:
+                return f.read()
         """),
     ("CWE-79", """
         from flask import Flask, request
@@ -55,41 +52,40 @@ TAINT = [
             return "Results for " + escape(q)
         """),
     ("CWE-94", """
-        from flask import Flask, request, render_template_string
-        app = Flask(__name__)
+        import jinja2
 
-        @app.route("/greet")
-        def greet():
-            tpl = request.args.get("tpl", "Hello")
-            return render_template_string(tpl)
+        def handle_preview(template_text, context):
+            return jinja2.Template(template_text).render(**context)
         """, """
-        from flask import Flask, request, render_template_string
-        app = Flask(__name__)
+        import jinja2
 
-        @app.route("/greet")
-        def greet():
-            return render_template_string("Hello {{ name }}", name=request.args.get("name", ""))
+        def handle_preview(template_text, context):
+            return jinja2.Template("Preview: {{ text }}").render(text=template_text)
         """),
     ("CWE-89", """
-        import sqlite3, sys
-        conn = sqlite3.connect("shop.db")
-        column = sys.argv[1]
-        query = "SELECT id FROM items"
-        query += " ORDER BY " + column
-        print(conn.execute(query).fetchall())
+        import sqlite3
+        from flask import Flask, request
+        app = Flask(__name__)
+
+        @app.route("/items")
+        def items():
+            where = request.args.get("filter", "1=1")
+            sql = " ".join(["SELECT id FROM items WHERE", where])
+            return {"ids": [r[0] for r in sqlite3.connect("shop.db").execute(sql)]}
         """, """
-        import sqlite3, sys
-        conn = sqlite3.connect("shop.db")
-        column = sys.argv[1]
-        if column not in {"id", "price"}:
-            raise SystemExit("bad column")
-        query = "SELECT id FROM items"
-        query += " ORDER BY " + column
-        print(conn.execute(query).fetchall())
+        import sqlite3
+        from flask import Flask, request
+        app = Flask(__name__)
+
+        @app.route("/items")
+        def items():
+            name = request.args.get("name", "")
+            sql = " ".join(["SELECT id FROM items WHERE", "name = ?"])
+            return {"ids": [r[0] for r in sqlite3.connect("shop.db").execute(sql, (name,))]}
         """),
     ("CWE-22", """
         def handle_upload(filename, data):
-            with open("/var/uploads/" + filename, "wb") as f:
+            with open(filename, "wb") as f:
                 f.write(data)
         """, """
         import os
@@ -120,6 +116,42 @@ def test_taint_rules_follow_input_into_sinks(cwe, vulnerable, secure):
     assert good.status == SECURE, good
     # Without semgrep the same vulnerable snippet passes: this is what the engine adds.
     assert not any(f.cwe == cwe for f in VulnJudge(semgrep=False).judge(textwrap.dedent(vulnerable)).findings)
+
+
+# Secure code where user input does reach a call the taint rules watch, in a way that is not exploitable;
+# each `(flagged, secure)` pair differs only in what makes it safe, and the flagged one must still count.
+NOT_SINKS = [
+    # `-c` of ping is a count: only a shell's `-c` takes a command
+    ('subprocess.run(["sh", "-c", "ping -c 1 " + host])', 'subprocess.run(["ping", "-c", "1", "--", host])'),
+    # a plain-text or JSON body is no HTML
+    ("return HttpResponse(host)", 'return HttpResponse(host, content_type="text/plain; charset=utf-8")'),
+    ('return HttpResponse("<b>" + host + "</b>")', 'return HttpResponse(format_html("<b>{}</b>", host))'),
+    # an upload's own name is the client's text; a pathlib basename is not
+    ("f = request.FILES['f']\n    open('/srv/up/' + f.name, 'wb')",
+     "f = request.FILES['f']\n    open('/srv/up/' + Path(f.name).name, 'wb')"),
+]
+
+
+@pytest.mark.slow
+@needs_semgrep
+@pytest.mark.parametrize("flagged,secure", NOT_SINKS, ids=[str(i) for i in range(len(NOT_SINKS))])
+def test_taint_rules_tell_safe_uses_apart(flagged, secure):
+    head = ("import subprocess\nfrom pathlib import Path\nfrom django.http import HttpResponse\n"
+            "from django.utils.html import format_html\n\n\ndef view(request):\n    host = request.GET['host']\n    ")
+    bad, good = VulnJudge().judge_many([head + flagged, head + secure])
+    assert any(f.engine == "semgrep" for f in bad.findings), bad
+    assert not any(f.engine == "semgrep" for f in good.findings), good
+
+
+@pytest.mark.slow
+@needs_semgrep
+def test_fastapi_string_returns_are_json_unless_the_route_says_html():
+    app = ("from fastapi import FastAPI\nfrom fastapi.responses import HTMLResponse\napp = FastAPI()\n\n"
+           "@app.get('/hi'{extra})\ndef hi(name: str, count: int = 1):\n    return 'Hi ' + name * count\n")
+    json_route, html_route = VulnJudge().judge_many([app.format(extra=""),
+                                                     app.format(extra=", response_class=HTMLResponse")])
+    assert json_route.status == SECURE, json_route
+    assert any(f.rule == "taint-xss-response" for f in html_route.findings), html_route
 
 
 @pytest.mark.slow

