@@ -65,7 +65,6 @@ def test_eval_help_lists_every_registered_analysis(monkeypatch):
     result = runner.invoke(app, ["eval", "--help"], terminal_width=200)
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert len(ANALYSES) == 8
     for name, analysis in ANALYSES.items():
         first = " ".join((type(analysis).__doc__ or "").split("\n\n")[0].split())
         assert f"{name}: {first}" in text
