@@ -1,4 +1,9 @@
-"""Integrity of the blind held-out judge set `judge_realstyle_heldout.jsonl` (the file only; no judge runs here)."""
+"""Integrity of the blind held-out judge sets (the files only; no judge runs here).
+
+`judge_realstyle_heldout.jsonl` (ids `h2-…`) and `judge_realstyle_heldout3.jsonl` (ids `h3-…`) were each
+written and labelled by reading, without seeing the judge's rules. These tests check their shape, not
+the judge.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +15,32 @@ from pathlib import Path
 
 import pytest
 
-HELDOUT = Path(__file__).parent / "judge_realstyle_heldout.jsonl"
+HERE = Path(__file__).parent
+# file name -> (id prefix, minimum vulnerable and secure snippets per CWE)
+SETS = {
+    "judge_realstyle_heldout.jsonl": ("h2", 6),
+    "judge_realstyle_heldout3.jsonl": ("h3", 7),
+}
 KEYS = {"id", "cwe", "label", "style", "split", "twin", "code"}
 CWES = {"CWE-89", "CWE-78", "CWE-79", "CWE-502", "CWE-22", "CWE-94", "CWE-295", "CWE-327", "CWE-732",
         "CWE-798", "CWE-377"}
-ID = re.compile(r"h2-(\d{3})-(\d{2}-[vs]|d\d{2}-s)")
 
 
-@pytest.fixture(scope="module")
-def rows() -> list[dict]:
-    lines = HELDOUT.read_text(encoding="utf-8").splitlines()
-    assert lines, f"{HELDOUT} is empty"
+def _load(path: Path) -> list[dict]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines, f"{path} is empty"
     return [json.loads(line) for line in lines]
 
 
-def test_schema(rows):
+@pytest.fixture(scope="module", params=sorted(SETS))
+def heldout(request) -> tuple[str, list[dict]]:
+    return request.param, _load(HERE / request.param)
+
+
+def test_schema(heldout):
+    name, rows = heldout
+    prefix = SETS[name][0]
+    pattern = re.compile(rf"{prefix}-(\d{{3}})-(\d{{2}}-[vs]|d\d{{2}}-s)")
     for r in rows:
         assert set(r) == KEYS, f"{r.get('id')}: keys {sorted(r)}"
         assert r["cwe"] in CWES, r["id"]
@@ -32,18 +48,20 @@ def test_schema(rows):
         assert r["split"] == "heldout", r["id"]
         assert isinstance(r["style"], str) and r["style"], r["id"]
         assert isinstance(r["code"], str) and r["code"].strip(), r["id"]
-        m = ID.fullmatch(r["id"])
-        assert m, f"id {r['id']!r} is not h2-CCC-NN-v/s or h2-CCC-dNN-s"
+        m = pattern.fullmatch(r["id"])
+        assert m, f"id {r['id']!r} is not {prefix}-CCC-NN-v/s or {prefix}-CCC-dNN-s"
         assert f"CWE-{int(m.group(1))}" == r["cwe"], r["id"]
         assert r["id"].endswith("-v") == (r["label"] == "vulnerable"), r["id"]
 
 
-def test_ids_unique(rows):
+def test_ids_unique(heldout):
+    _, rows = heldout
     dupes = [i for i, n in Counter(r["id"] for r in rows).items() if n > 1]
     assert not dupes
 
 
-def test_twins_point_at_each_other_with_the_opposite_label(rows):
+def test_twins_point_at_each_other_with_the_opposite_label(heldout):
+    _, rows = heldout
     by_id = {r["id"]: r for r in rows}
     for r in rows:
         if r["twin"] is None:  # a look-alike: secure code that only looks risky
@@ -57,7 +75,8 @@ def test_twins_point_at_each_other_with_the_opposite_label(rows):
         assert twin["code"] != r["code"], r["id"]
 
 
-def test_every_snippet_parses(rows):
+def test_every_snippet_parses(heldout):
+    _, rows = heldout
     for r in rows:
         try:
             ast.parse(r["code"])
@@ -65,9 +84,34 @@ def test_every_snippet_parses(rows):
             pytest.fail(f"{r['id']} does not parse: line {exc.lineno}: {exc.msg}")
 
 
-def test_counts_per_cwe(rows):
+def test_counts_per_cwe(heldout):
+    name, rows = heldout
+    least = SETS[name][1]
     counts = Counter((r["cwe"], r["label"]) for r in rows)
     for cwe in CWES:
-        assert counts[cwe, "vulnerable"] >= 6, cwe
-        assert counts[cwe, "secure"] >= 6, cwe
+        assert counts[cwe, "vulnerable"] >= least, cwe
+        assert counts[cwe, "secure"] >= least, cwe
     assert sum(r["twin"] is None for r in rows) >= 10  # false-alarm probes
+
+
+def _normalized(code: str) -> str:
+    return " ".join(code.split())
+
+
+def test_heldout3_copies_no_snippet_of_another_set():
+    """No `code` of the new held-out set may occur, even re-spaced, in any other judge_*.jsonl.
+
+    The messages name ids only, so that a failure shows none of the other sets' snippets.
+    """
+    mine = _load(HERE / "judge_realstyle_heldout3.jsonl")
+    others = sorted(p for p in HERE.glob("judge_*.jsonl") if p.name != "judge_realstyle_heldout3.jsonl")
+    assert others, "no other judge_*.jsonl to compare with"
+    clashes = []
+    for path in others:
+        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            theirs = json.loads(line).get("code", "")
+            flat = _normalized(theirs)
+            for r in mine:
+                if r["code"] in theirs or _normalized(r["code"]) in flat or flat and flat in _normalized(r["code"]):
+                    clashes.append(f"{r['id']} ~ {path.name}:{line_no}")
+    assert not clashes, f"snippets copied from other sets: {clashes}"
