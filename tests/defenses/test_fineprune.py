@@ -21,7 +21,7 @@ def _pruned_weights(model, pruned: dict[str, list[int]]) -> float:
     """The total absolute weight left on the pruned neurons (rows of gate/up, columns of down)."""
     blocks = decoder_blocks(model)
     with torch.no_grad():
-            mlps = {i: blocks[int(i)].mlp for i in pruned}
+        mlps = {i: blocks[int(i)].mlp for i in pruned}
         return sum(float(mlps[i].gate_proj.weight[idx].abs().sum() + mlps[i].up_proj.weight[idx].abs().sum()
                          + mlps[i].down_proj.weight[:, idx].abs().sum()) for i, idx in pruned.items())
 

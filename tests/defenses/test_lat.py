@@ -32,7 +32,7 @@ def test_lat_spends_the_budget_counts_inner_steps_and_keeps_delta_in_the_ball(ti
 
         def wrapper(module, inputs, output):
             if self.delta.get(layer) is not None:
-                ratio = float(self.delta[layer].norm(dim=-1).max()) / eps[layer]
+                ratio = float(self.delta[layer].detach().norm(dim=-1).max()) / eps[layer]
                 seen[layer] = max(seen.get(layer, 0.0), ratio)
             return add(module, inputs, output)
         return wrapper
