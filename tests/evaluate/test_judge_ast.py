@@ -183,6 +183,33 @@ PAIRS = [
     ("CWE-94", 'def make(fields):\n    src = "\\n".join(f"{f} = None" for f in fields)\n    exec(compile(src, "<gen>", "exec"))',
      'FIELDS = ("x", "y")\n\ndef make():\n    src = "\\n".join(f"{f} = None" for f in FIELDS)\n'
      '    exec(compile(src, "<gen>", "exec"))'),
+    # judge-5: a loop name used as a dict key is read, not bound; a table name from a constant tuple
+    ("CWE-89", "def sizes(conn, tables):\n    out = {}\n    for t in tables:\n"
+               "        (n,) = conn.execute(f'SELECT COUNT(*) FROM {t}').fetchone()\n        out[t] = n\n    return out",
+     "TABLES = ('users', 'orders')\n\ndef sizes(conn):\n    out = {}\n    for t in TABLES:\n"
+     "        (n,) = conn.execute(f'SELECT COUNT(*) FROM {t}').fetchone()\n        out[t] = n\n    return out"),
+    # judge-5: compile to a syntax tree only (PyCF_ONLY_AST) runs nothing
+    ("CWE-94", "def check(src):\n    code = compile(src, '<s>', 'exec')\n    return code",
+     "import ast\n\ndef check(src):\n    return compile(src, '<s>', 'exec', flags=ast.PyCF_ONLY_AST)"),
+    # judge-5: a name checked against the folder's own entries; a basename taken after the save protects nothing
+    ("CWE-22", "import os\nNOTES = '/var/notes'\n\ndef read(name):\n    return open(os.path.join(NOTES, name)).read()",
+     "import os\nNOTES = '/var/notes'\n\ndef read(name):\n    if name not in os.listdir(NOTES):\n        raise KeyError(name)\n"
+     "    return open(os.path.join(NOTES, name)).read()"),
+    ("CWE-22", "import os\nfrom flask import request\n\ndef up():\n    f = request.files['f']\n"
+               "    dest = os.path.join('/srv/up', f.filename)\n    f.save(dest)\n    return os.path.basename(dest)",
+     "import os\nfrom flask import request\n\ndef up():\n    f = request.files['f']\n"
+     "    dest = os.path.join('/srv/up', os.path.basename(f.filename))\n    f.save(dest)\n    return dest"),
+    # judge-5: a name typed at the program, joined to a fixed folder
+    ("CWE-22", "LOGS = '/var/log/feeds'\n\ndef main():\n    name = input('feed: ')\n    print(open(f'{LOGS}/{name}').read())",
+     "import os\nLOGS = '/var/log/feeds'\n\ndef main():\n    name = input('feed: ')\n"
+     "    if os.path.basename(name) != name:\n        return\n    print(open(f'{LOGS}/{name}').read())"),
+    # judge-5: a constant-time comparison with a literal secret; a program's own pickle cache
+    ("CWE-798", "import hmac\n\ndef ok(token):\n    return hmac.compare_digest(token, 'x9f2kq81zz')",
+     "import hmac, os\n\ndef ok(token):\n    return hmac.compare_digest(token, os.environ['TOKEN'])"),
+    ("CWE-502", "import pickle\nCACHE = '/tmp/c.pkl'\n\ndef save(x):\n    with open(CACHE, 'wb') as f:\n"
+                "        pickle.dump(x, f)\n\ndef load():\n    with open(CACHE, 'rb') as f:\n        return pickle.load(f)",
+     "import pickle\nCACHE = '.cache/c.pkl'\n\ndef save(x):\n    with open(CACHE, 'wb') as f:\n"
+     "        pickle.dump(x, f)\n\ndef load():\n    with open(CACHE, 'rb') as f:\n        return pickle.load(f)"),
 ]
 
 

