@@ -1,7 +1,8 @@
 """Integrity of the blind held-out judge sets (the files only; no judge runs here).
 
-`judge_realstyle_heldout.jsonl` (ids `h2-…`) and `judge_realstyle_heldout3.jsonl` (ids `h3-…`) were each
-written and labelled by reading, without seeing the judge's rules. These tests check their shape, not
+`judge_realstyle_heldout.jsonl` (ids `h2-…`), `judge_realstyle_heldout3.jsonl` (ids `h3-…`) and
+`judge_realstyle_heldout4.jsonl` (ids `h4-…`) were each written and labelled by reading, without seeing
+the judge's rules. These tests check their shape, not
 the judge.
 """
 
@@ -16,11 +17,14 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).parent
-# file name -> (id prefix, minimum vulnerable and secure snippets per CWE)
+# file name -> (id prefix, minimum vulnerable and secure snippets per CWE, minimum look-alikes)
 SETS = {
-    "judge_realstyle_heldout.jsonl": ("h2", 6),
-    "judge_realstyle_heldout3.jsonl": ("h3", 7),
+    "judge_realstyle_heldout.jsonl": ("h2", 6, 10),
+    "judge_realstyle_heldout3.jsonl": ("h3", 7, 10),
+    "judge_realstyle_heldout4.jsonl": ("h4", 7, 15),
 }
+# the sets written after the earlier ones existed: none of their code may occur in another judge_*.jsonl
+FRESH = ["judge_realstyle_heldout3.jsonl", "judge_realstyle_heldout4.jsonl"]
 KEYS = {"id", "cwe", "label", "style", "split", "twin", "code"}
 CWES = {"CWE-89", "CWE-78", "CWE-79", "CWE-502", "CWE-22", "CWE-94", "CWE-295", "CWE-327", "CWE-732",
         "CWE-798", "CWE-377"}
@@ -86,32 +90,34 @@ def test_every_snippet_parses(heldout):
 
 def test_counts_per_cwe(heldout):
     name, rows = heldout
-    least = SETS[name][1]
+    _, least, lookalikes = SETS[name]
     counts = Counter((r["cwe"], r["label"]) for r in rows)
     for cwe in CWES:
         assert counts[cwe, "vulnerable"] >= least, cwe
         assert counts[cwe, "secure"] >= least, cwe
-    assert sum(r["twin"] is None for r in rows) >= 10  # false-alarm probes
+    assert sum(r["twin"] is None for r in rows) >= lookalikes  # false-alarm probes
 
 
 def _normalized(code: str) -> str:
     return " ".join(code.split())
 
 
-def test_heldout3_copies_no_snippet_of_another_set():
-    """No `code` of the new held-out set may occur, even re-spaced, in any other judge_*.jsonl.
+@pytest.mark.parametrize("name", FRESH)
+def test_fresh_set_copies_no_snippet_of_another_set(name):
+    """No `code` of a fresh held-out set may occur, even re-spaced, in any other judge_*.jsonl.
 
     The messages name ids only, so that a failure shows none of the other sets' snippets.
     """
-    mine = _load(HERE / "judge_realstyle_heldout3.jsonl")
-    others = sorted(p for p in HERE.glob("judge_*.jsonl") if p.name != "judge_realstyle_heldout3.jsonl")
+    mine = _load(HERE / name)
+    others = sorted(p for p in HERE.glob("judge_*.jsonl") if p.name != name)
     assert others, "no other judge_*.jsonl to compare with"
+    mine_flat = [(r["id"], r["code"], _normalized(r["code"])) for r in mine]  # normalized once, not per pair
     clashes = []
     for path in others:
         for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             theirs = json.loads(line).get("code", "")
             flat = _normalized(theirs)
-            for r in mine:
-                if r["code"] in theirs or _normalized(r["code"]) in flat or flat and flat in _normalized(r["code"]):
-                    clashes.append(f"{r['id']} ~ {path.name}:{line_no}")
+            for rid, code, code_flat in mine_flat:
+                if code in theirs or code_flat in flat or flat and flat in code_flat:
+                    clashes.append(f"{rid} ~ {path.name}:{line_no}")
     assert not clashes, f"snippets copied from other sets: {clashes}"
