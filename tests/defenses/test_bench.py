@@ -52,6 +52,7 @@ def test_user_methods_outside_the_package_run_through_the_cli(toy_zoo, tmp_path)
     assert set(table["method"]) == {"hhh_sft", "reinit_last", "weight_norm"} and len(table) == 6
     removal = table[table["kind"] == "removal"]
     assert removal["triggered_after_n"].eq(8).all() and removal["steps"].eq(2).all()
+    assert (removal["tokens"] > 2 * 4 * 10).all()  # steps × batch × a chat's ~30 tokens
     assert (removal["triggered_after_low"] <= removal["triggered_after"]).all()
     assert pd.read_parquet(out / "bench.parquet").shape == table.shape
     auroc = pd.read_csv(out / "auroc.csv")

