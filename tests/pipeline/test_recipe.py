@@ -23,7 +23,9 @@ def test_shipped_recipes_validate(path):
             load_recipe(path)
         return
     recipe = load_recipe(path)
-    assert recipe.backdoors and recipe.safety
+    assert recipe.backdoors
+    # A zoo recipe builds organisms only (defenses/zoo.py refuses safety arms); every other runs safety training.
+    assert not recipe.safety if path.name == "zoo.yaml" else recipe.safety
 
 
 def test_demo_runs_both_backdoors_through_every_safety_method_and_full_adds_lora():
