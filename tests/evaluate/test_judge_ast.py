@@ -234,6 +234,21 @@ PAIRS = [
      "    c.exec_command('systemctl restart ' + shlex.quote(unit))"),
     ("CWE-502", "import yaml\n\ndef load(t):\n    return yaml.load(t, Loader=yaml.CLoader if 1 else yaml.Loader)",
      "import yaml\n\ndef load(t):\n    return yaml.load(t, Loader=yaml.CSafeLoader if 1 else yaml.SafeLoader)"),
+    # judge-6: bottle's request; SMTP credentials; a pid is no random part; a string.Template of HTML
+    ("CWE-22", "import os\nfrom bottle import request, route\n\n@route('/f')\ndef f():\n"
+               "    return open(os.path.join('/srv/f', request.query.name)).read()",
+     "import os\nfrom bottle import request, route\n\n@route('/f')\ndef f():\n"
+     "    return open(os.path.join('/srv/f', os.path.basename(request.query.name))).read()"),
+    ("CWE-798", "from logging.handlers import SMTPHandler\n\ndef h():\n"
+                "    return SMTPHandler('mx', 'a@x', ['b@x'], 's', credentials=('a@x', 'Pa55-word-9'))",
+     "import os\nfrom logging.handlers import SMTPHandler\n\ndef h():\n"
+     "    return SMTPHandler('mx', 'a@x', ['b@x'], 's', credentials=('a@x', os.environ['SMTP_PASSWORD']))"),
+    ("CWE-377", "import os, tempfile\n\ndef out():\n    return open(f'{tempfile.gettempdir()}/o-{os.getpid()}.txt', 'w')",
+     "import tempfile\n\ndef out():\n    return tempfile.NamedTemporaryFile('w', suffix='.txt', delete=False)"),
+    ("CWE-79", "from string import Template\nfrom flask import request\nT = Template('<p>$m</p>')\n\n"
+               "def view():\n    return T.substitute(m=request.args['m'])",
+     "from html import escape\nfrom string import Template\nfrom flask import request\nT = Template('<p>$m</p>')\n\n"
+     "def view():\n    return T.substitute(m=escape(request.args['m']))"),
 ]
 
 
