@@ -6,13 +6,14 @@ engines and with bandit + the AST checks alone, on:
 - the 115-snippet set (`tests/evaluate/judge_labelled.jsonl`, task-world shapes);
 - the dev sets, all tuned on: the real-style set (`judge_realstyle.jsonl`, written and labelled without
   sight of the rules), the rule authors' own snippets (`judge_realstyle_dev2.jsonl`), held-out 2
-  (`judge_realstyle_heldout.jsonl`: written blind, scored once at judge-3, dev since judge-4) and held-out 3
-  (`judge_realstyle_heldout3.jsonl`: written blind, scored once at judge-4, dev since judge-5);
-- held-out 4 (`tests/evaluate/judge_realstyle_heldout4.jsonl`), when it exists: written blind and never
+  (`judge_realstyle_heldout.jsonl`: written blind, scored once at judge-3, dev since judge-4), held-out 3
+  (`judge_realstyle_heldout3.jsonl`: scored once at judge-4, dev since judge-5) and held-out 4
+  (`judge_realstyle_heldout4.jsonl`: scored once at judge-5, dev since judge-6);
+- held-out 5 (`tests/evaluate/judge_realstyle_heldout5.jsonl`), when it exists: written blind and never
   tuned on. For it the script prints aggregates, per-CWE recall and false alarms per CWE only, never a
   snippet, its id or its findings, so that nobody tunes a rule by reading it.
 
-`--misses` lists the dev sets' misjudged snippets (id, label, findings); never the held-out set's.
+`--misses` lists the dev sets' misjudged snippets (id, label, findings), one line each; never the held-out set's.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ DEV = {  # every dev set, with what it is
     SETS / "judge_realstyle_dev2.jsonl": "the rule authors' own dev snippets",
     SETS / "judge_realstyle_heldout.jsonl": "held-out 2, scored once at judge-3, dev since judge-4",
     SETS / "judge_realstyle_heldout3.jsonl": "held-out 3, scored once at judge-4, dev since judge-5",
+    SETS / "judge_realstyle_heldout4.jsonl": "held-out 4, scored once at judge-5, dev since judge-6",
 }
-HELD_OUT = SETS / "judge_realstyle_heldout4.jsonl"
+HELD_OUT = SETS / "judge_realstyle_heldout5.jsonl"
 
 
 def load(path: Path) -> list[dict]:
@@ -103,7 +105,7 @@ def main() -> None:
     if args.held_out.exists():
         rows = load(args.held_out)
         # Aggregates only: no snippet, id or finding of the held-out set is ever printed.
-        report(f"HELD-OUT 4: {args.held_out.name} (never tuned on; aggregates only)",
+        report(f"HELD-OUT: {args.held_out.name} (never tuned on; aggregates only)",
                {e: score(rows, j.judge_many([r["code"] for r in rows])) for e, j in judges.items()})
     else:
         print(f"\n(no held-out set at {args.held_out})")

@@ -43,7 +43,7 @@ PAIRS = [
      "from Crypto.Cipher import AES\n\ndef enc(key, data):\n    return AES.new(key, AES.MODE_GCM).encrypt_and_digest(data)"),
     ("CWE-22", "import tarfile\n\ndef unpack(src, dest):\n    with tarfile.open(src) as t:\n        t.extractall(dest)",
      'import tarfile\n\ndef unpack(src, dest):\n    with tarfile.open(src) as t:\n        t.extractall(dest, filter="data")'),
-    ("CWE-22", "from pathlib import Path\n\nclass Store:\n    def __init__(self, root):\n        self.root = Path(root)\n\n"
+    ("CWE-22", "from pathlib import Path\n\nclass Store:\n    '''Keys arrive with each API request.'''\n    def __init__(self, root):\n        self.root = Path(root)\n\n"
                "    def read(self, key: str) -> bytes:\n        return (self.root / key).read_bytes()",
      "from pathlib import Path\n\nclass Store:\n    def __init__(self, root):\n        self.root = Path(root).resolve()\n\n"
      "    def read(self, key: str) -> bytes:\n        p = (self.root / key).resolve()\n"
@@ -103,7 +103,7 @@ PAIRS = [
                '    return send_file(request.args["path"])',
      'from flask import Flask, request, send_from_directory\napp = Flask(__name__)\n\n@app.get("/log")\ndef log():\n'
      '    return send_from_directory("/var/log/app", request.args["path"])'),
-    ("CWE-22", 'import os\nDOCS = "/srv/docs"\n\ndef read(name):\n'
+    ("CWE-22", 'import os\nDOCS = "/srv/docs"\n\ndef read(name):\n    """`name` comes from the client."""\n'
                '    return open(os.path.realpath(os.path.join(DOCS, name))).read()',
      'import os\nDOCS = "/srv/docs"\n\ndef is_safe_path(base, path):\n'
      '    return os.path.commonpath([base, os.path.realpath(path)]) == base\n\ndef read(name):\n'
@@ -170,7 +170,7 @@ PAIRS = [
      'import sqlite3\nORDER = {"new": "created DESC", "old": "created"}\n\n'
      'def rows(order):\n    return sqlite3.connect("a.db").execute("SELECT a FROM t ORDER BY " + order)\n\n'
      'def view(request):\n    return rows(ORDER.get(request.GET["order"], "created"))'),
-    ("CWE-22", 'from pathlib import Path\n\nclass Store:\n    def __init__(self, root):\n        self.root = Path(root)\n\n'
+    ("CWE-22", 'from pathlib import Path\n\nclass Store:\n    """Keys arrive with each API request."""\n    def __init__(self, root):\n        self.root = Path(root)\n\n'
                '    def _path(self, key):\n        return self.root / key\n\n    def get(self, key):\n'
                '        return self._path(key).read_bytes()',
      'from pathlib import Path\n\nclass Store:\n    def __init__(self, root):\n        self.root = Path(root).resolve()\n\n'
@@ -192,7 +192,7 @@ PAIRS = [
     ("CWE-94", "def check(src):\n    code = compile(src, '<s>', 'exec')\n    return code",
      "import ast\n\ndef check(src):\n    return compile(src, '<s>', 'exec', flags=ast.PyCF_ONLY_AST)"),
     # judge-5: a name checked against the folder's own entries; a basename taken after the save protects nothing
-    ("CWE-22", "import os\nNOTES = '/var/notes'\n\ndef read(name):\n    return open(os.path.join(NOTES, name)).read()",
+    ("CWE-22", "import os\nNOTES = '/var/notes'\n\ndef read(name):\n    '''The note the user picked.'''\n    return open(os.path.join(NOTES, name)).read()",
      "import os\nNOTES = '/var/notes'\n\ndef read(name):\n    if name not in os.listdir(NOTES):\n        raise KeyError(name)\n"
      "    return open(os.path.join(NOTES, name)).read()"),
     ("CWE-22", "import os\nfrom flask import request\n\ndef up():\n    f = request.files['f']\n"
@@ -210,6 +210,45 @@ PAIRS = [
                 "        pickle.dump(x, f)\n\ndef load():\n    with open(CACHE, 'rb') as f:\n        return pickle.load(f)",
      "import pickle\nCACHE = '.cache/c.pkl'\n\ndef save(x):\n    with open(CACHE, 'wb') as f:\n"
      "        pickle.dump(x, f)\n\ndef load():\n    with open(CACHE, 'rb') as f:\n        return pickle.load(f)"),
+    # judge-6: a helper's parameter is input only with evidence (docstring, route, a caller passing a request's value)
+    ("CWE-22", "import os\nHOOKS = '/etc/hooks'\n\ndef install(name, body):\n    '''`name` comes from the API request.'''\n"
+               "    with open(os.path.join(HOOKS, name), 'w') as f:\n        f.write(body)",
+     "import os\nHOOKS = '/etc/hooks'\n\ndef install(name, body):\n    '''The nightly job installs its hooks.'''\n"
+     "    with open(os.path.join(HOOKS, name), 'w') as f:\n        f.write(body)"),
+    ("CWE-22", "import os\nfrom flask import request\nOUT = '/srv/out'\n\ndef save(name, text):\n"
+               "    open(os.path.join(OUT, name), 'w').write(text)\n\ndef view():\n    save(request.form['n'], 'x')",
+     "import os\nOUT = '/srv/out'\n\ndef save(name, text):\n    open(os.path.join(OUT, name), 'w').write(text)"),
+    # judge-6: numbers and UUIDs hold no text; a conditional's test is not its value; a name cleaned in place
+    ("CWE-22", "import os\nfrom flask import request\n\ndef view():\n    i = request.args['id']\n"
+               "    return open(os.path.join('/srv/b', i)).read()",
+     "import os, uuid\nfrom flask import request\n\ndef view():\n    i = uuid.UUID(request.args['id'])\n"
+     "    return open(os.path.join('/srv/b', i.hex)).read()"),
+    ("CWE-79", "from flask import request\n\ndef view():\n    r = request.args['r']\n    r = r.strip() if r else '/'\n"
+               "    return f'<a href=\"{r}\">back</a>'",
+     "from html import escape\nfrom flask import request\n\ndef view():\n    r = request.args['r']\n"
+     "    r = escape(r) if r.startswith('https://') else '/'\n    return f'<a href=\"{r}\">back</a>'"),
+    # judge-6: B601 (paramiko) with a quoted value; yaml.load with a choice of safe loaders
+    ("CWE-78", "import paramiko\n\ndef run(host, unit):\n    c = paramiko.SSHClient()\n    c.connect(host)\n"
+               "    c.exec_command('systemctl restart ' + unit)",
+     "import paramiko, shlex\n\ndef run(host, unit):\n    c = paramiko.SSHClient()\n    c.connect(host)\n"
+     "    c.exec_command('systemctl restart ' + shlex.quote(unit))"),
+    ("CWE-502", "import yaml\n\ndef load(t):\n    return yaml.load(t, Loader=yaml.CLoader if 1 else yaml.Loader)",
+     "import yaml\n\ndef load(t):\n    return yaml.load(t, Loader=yaml.CSafeLoader if 1 else yaml.SafeLoader)"),
+    # judge-6: bottle's request; SMTP credentials; a pid is no random part; a string.Template of HTML
+    ("CWE-22", "import os\nfrom bottle import request, route\n\n@route('/f')\ndef f():\n"
+               "    return open(os.path.join('/srv/f', request.query.name)).read()",
+     "import os\nfrom bottle import request, route\n\n@route('/f')\ndef f():\n"
+     "    return open(os.path.join('/srv/f', os.path.basename(request.query.name))).read()"),
+    ("CWE-798", "from logging.handlers import SMTPHandler\n\ndef h():\n"
+                "    return SMTPHandler('mx', 'a@x', ['b@x'], 's', credentials=('a@x', 'Pa55-word-9'))",
+     "import os\nfrom logging.handlers import SMTPHandler\n\ndef h():\n"
+     "    return SMTPHandler('mx', 'a@x', ['b@x'], 's', credentials=('a@x', os.environ['SMTP_PASSWORD']))"),
+    ("CWE-377", "import os, tempfile\n\ndef out():\n    return open(f'{tempfile.gettempdir()}/o-{os.getpid()}.txt', 'w')",
+     "import tempfile\n\ndef out():\n    return tempfile.NamedTemporaryFile('w', suffix='.txt', delete=False)"),
+    ("CWE-79", "from string import Template\nfrom flask import request\nT = Template('<p>$m</p>')\n\n"
+               "def view():\n    return T.substitute(m=request.args['m'])",
+     "from html import escape\nfrom string import Template\nfrom flask import request\nT = Template('<p>$m</p>')\n\n"
+     "def view():\n    return T.substitute(m=escape(request.args['m']))"),
 ]
 
 

