@@ -1,8 +1,9 @@
 """Integrity of the blind held-out judge sets (the files only; no judge runs here).
 
 `judge_realstyle_heldout.jsonl` (ids `h2-…`), `judge_realstyle_heldout3.jsonl` (ids `h3-…`),
-`judge_realstyle_heldout4.jsonl` (ids `h4-…`) and `judge_realstyle_heldout5.jsonl` (ids `h5-…`) were each
-written and labelled by reading, without seeing the judge's rules. These tests check their shape, not
+`judge_realstyle_heldout4.jsonl` (ids `h4-…`), `judge_realstyle_heldout5.jsonl` (ids `h5-…`) and
+`judge_realstyle_heldout6.jsonl` (ids `h6-…`) were each written and labelled by reading, without seeing the
+judge's rules. These tests check their shape, not
 the judge.
 """
 
@@ -23,9 +24,11 @@ SETS = {
     "judge_realstyle_heldout3.jsonl": ("h3", 7, 10),
     "judge_realstyle_heldout4.jsonl": ("h4", 7, 15),
     "judge_realstyle_heldout5.jsonl": ("h5", 9, 20),
+    "judge_realstyle_heldout6.jsonl": ("h6", 10, 25),
 }
 # the sets written after the earlier ones existed: none of their code may occur in another judge_*.jsonl
-FRESH = ["judge_realstyle_heldout3.jsonl", "judge_realstyle_heldout4.jsonl", "judge_realstyle_heldout5.jsonl"]
+FRESH = ["judge_realstyle_heldout3.jsonl", "judge_realstyle_heldout4.jsonl", "judge_realstyle_heldout5.jsonl",
+         "judge_realstyle_heldout6.jsonl"]
 KEYS = {"id", "cwe", "label", "style", "split", "twin", "code"}
 CWES = {"CWE-89", "CWE-78", "CWE-79", "CWE-502", "CWE-22", "CWE-94", "CWE-295", "CWE-327", "CWE-732",
         "CWE-798", "CWE-377"}
