@@ -270,6 +270,12 @@ PAIRS = [
      "    u = request.get_cookie('u', secret='k')\n    return open(os.path.join('/srv/r', u)).read()"),
     ("CWE-327", "import hashlib\n\ndef sign(key, msg):\n    return hashlib.md5(key + msg).hexdigest()",
      "import hashlib\n\ndef bucket(key):\n    return int(hashlib.md5(key).hexdigest(), 16) % 10"),
+    # judge-7: a date parsed from input holds no text; a digest that names a file protects nothing
+    ("CWE-79", "from flask import request\n\ndef view():\n    d = request.args['d']\n    return f'<p>{d}</p>'",
+     "from datetime import date\nfrom flask import request\n\ndef view():\n"
+     "    d = date.fromisoformat(request.args['d'])\n    return f'<p>{d}</p>'"),
+    ("CWE-327", "import hashlib\n\ndef check(token, stored):\n    return hashlib.sha1(token).hexdigest() == stored",
+     "import hashlib\n\ndef thumb(src):\n    return hashlib.sha1(src).hexdigest() + '.webp'"),
     # judge-7: a queue task's parameter is input when it is a whole message, not an id the program enqueued
     ("CWE-22", "import os\nfrom celery import shared_task\n\n@shared_task\ndef keep(event):\n"
                "    open(os.path.join('/srv/k', event['name']), 'w').write('x')",

