@@ -7,9 +7,11 @@ engines and with bandit + the AST checks alone, on:
 - the dev sets, all tuned on: the real-style set (`judge_realstyle.jsonl`, written and labelled without
   sight of the rules), the rule authors' own snippets (`judge_realstyle_dev2.jsonl`), held-out 2
   (`judge_realstyle_heldout.jsonl`: written blind, scored once at judge-3, dev since judge-4), held-out 3
-  (`judge_realstyle_heldout3.jsonl`: scored once at judge-4, dev since judge-5) and held-out 4
-  (`judge_realstyle_heldout4.jsonl`: scored once at judge-5, dev since judge-6);
-- held-out 5 (`tests/evaluate/judge_realstyle_heldout5.jsonl`), when it exists: written blind and never
+  (`judge_realstyle_heldout3.jsonl`: scored once at judge-4, dev since judge-5), held-out 4
+  (`judge_realstyle_heldout4.jsonl`: scored once at judge-5, dev since judge-6), held-out 5
+  (`judge_realstyle_heldout5.jsonl`: scored once at judge-6, dev since judge-7) and the judge-7 authors'
+  snippets (`judge_realstyle_dev3.jsonl`);
+- held-out 6 (`tests/evaluate/judge_realstyle_heldout6.jsonl`), when it exists: written blind and never
   tuned on. For it the script prints aggregates, per-CWE recall and false alarms per CWE only, never a
   snippet, its id or its findings, so that nobody tunes a rule by reading it.
 
@@ -33,8 +35,10 @@ DEV = {  # every dev set, with what it is
     SETS / "judge_realstyle_heldout.jsonl": "held-out 2, scored once at judge-3, dev since judge-4",
     SETS / "judge_realstyle_heldout3.jsonl": "held-out 3, scored once at judge-4, dev since judge-5",
     SETS / "judge_realstyle_heldout4.jsonl": "held-out 4, scored once at judge-5, dev since judge-6",
+    SETS / "judge_realstyle_heldout5.jsonl": "held-out 5, scored once at judge-6, dev since judge-7",
+    SETS / "judge_realstyle_dev3.jsonl": "the judge-7 authors' own dev snippets",
 }
-HELD_OUT = SETS / "judge_realstyle_heldout5.jsonl"
+HELD_OUT = SETS / "judge_realstyle_heldout6.jsonl"
 
 
 def load(path: Path) -> list[dict]:

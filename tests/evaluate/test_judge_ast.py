@@ -249,6 +249,51 @@ PAIRS = [
                "def view():\n    return T.substitute(m=request.args['m'])",
      "from html import escape\nfrom string import Template\nfrom flask import request\nT = Template('<p>$m</p>')\n\n"
      "def view():\n    return T.substitute(m=escape(request.args['m']))"),
+    # judge-7: a comprehension that yields placeholders; a parameter typed with an enum; a number's format
+    ("CWE-89", "def find(db, ids):\n    marks = ','.join(f\"'{i}'\" for i in ids)\n"
+               "    return db.execute(f'SELECT * FROM t WHERE id IN ({marks})')",
+     "def find(db, ids):\n    marks = ','.join('?' for _ in ids)\n"
+     "    return db.execute(f'SELECT * FROM t WHERE id IN ({marks})', ids)"),
+    ("CWE-89", "def total(db, table: str):\n    return db.execute(f'SELECT SUM(x) FROM {table}')",
+     "from enum import Enum\n\nclass T(Enum):\n    A = 'a_rows'\n\n"
+     "def total(db, table: T):\n    return db.execute(f'SELECT SUM(x) FROM {table.value}')"),
+    ("CWE-79", "from flask import request\n\ndef view():\n    n = request.json['n']\n    return f'<b>{n}</b>'",
+     "from flask import request\n\ndef view():\n    n = request.json['n']\n    return f'<b>{n:.2f}</b>'"),
+    # judge-7: an `in` test under `or` guards nothing; a signed cookie is the server's; a digest as a number
+    ("CWE-22", "from flask import request\nOK = ('a', 'b')\n\ndef view():\n    n = request.args['n']\n"
+               "    if n == 'x' or n in OK:\n        return open('/srv/' + n).read()",
+     "from flask import request\nOK = ('a', 'b')\n\ndef view():\n    n = request.args['n']\n"
+     "    if n != 'x' and n in OK:\n        return open('/srv/' + n).read()"),
+    ("CWE-22", "from flask import request\nOK = ('a', 'b')\n\ndef view():\n    n = request.args['n']\n"
+               "    if n in OK or len(n) < 9:\n        return open('/srv/' + n).read()",
+     "from flask import request\nOK = ('a', 'b')\nMORE = ('c',)\n\ndef view():\n    n = request.args['n']\n"
+     "    if n in OK or n in MORE:\n        return open('/srv/' + n).read()"),
+    ("CWE-22", "import os\nfrom bottle import request, route\n\n@route('/r')\ndef r():\n"
+               "    u = request.get_cookie('u')\n    return open(os.path.join('/srv/r', u)).read()",
+     "import os\nfrom bottle import request, route\n\n@route('/r')\ndef r():\n"
+     "    u = request.get_cookie('u', secret='k')\n    return open(os.path.join('/srv/r', u)).read()"),
+    ("CWE-327", "import hashlib\n\ndef sign(key, msg):\n    return hashlib.md5(key + msg).hexdigest()",
+     "import hashlib\n\ndef bucket(key):\n    return int(hashlib.md5(key).hexdigest(), 16) % 10"),
+    # judge-7: a date parsed from input holds no text; a digest that names a file protects nothing
+    ("CWE-79", "from flask import request\n\ndef view():\n    d = request.args['d']\n    return f'<p>{d}</p>'",
+     "from datetime import date\nfrom flask import request\n\ndef view():\n"
+     "    d = date.fromisoformat(request.args['d'])\n    return f'<p>{d}</p>'"),
+    ("CWE-327", "import hashlib\n\ndef check(token, stored):\n    return hashlib.sha1(token).hexdigest() == stored",
+     "import hashlib\n\ndef thumb(src):\n    return hashlib.sha1(src).hexdigest() + '.webp'"),
+    # judge-7: a queue task's parameter is input when it is a whole message, not an id the program enqueued
+    ("CWE-22", "import os\nfrom celery import shared_task\n\n@shared_task\ndef keep(event):\n"
+               "    open(os.path.join('/srv/k', event['name']), 'w').write('x')",
+     "import os\nfrom celery import shared_task\n\n@shared_task\ndef keep(name):\n"
+     "    open(os.path.join('/srv/k', name), 'w').write('x')"),
+    # judge-7 (recall): bottle's raw `{{!x}}`; multiprocessing connections without an authkey; credential setters
+    ("CWE-79", "from bottle import request, template\n\ndef hi():\n    return template('<p>{{!n}}</p>', n=request.query.n)",
+     "from bottle import request, template\n\ndef hi():\n    return template('<p>{{n}}</p>', n=request.query.n)"),
+    ("CWE-502", "from multiprocessing.connection import Listener\n\ndef serve():\n"
+                "    with Listener(('0.0.0.0', 7000)) as l:\n        return l.accept().recv()",
+     "import os\nfrom multiprocessing.connection import Listener\n\ndef serve():\n"
+     "    with Listener(('0.0.0.0', 7000), authkey=os.environb[b'K']) as l:\n        return l.accept().recv()"),
+    ("CWE-798", "def connect(c):\n    c.username_pw_set('bridge', 'Zx81-bridge!')",
+     "import os\n\ndef connect(c):\n    c.username_pw_set('bridge', os.environ['BRIDGE_PASSWORD'])"),
 ]
 
 

