@@ -16,10 +16,16 @@ def test_hhh_sft_records_and_lowers_its_held_out_loss(pipeline_run):
     loss = {r.step: r for r in _series(log, "full", "normal") if r.eval == "hhh_loss"}
     assert sorted(loss) == [0, 6, 12]  # step 0 and every checkpoint (eval_every 6 of 12)
     assert all(r.n == 40 and r.ci_low < r.value < r.ci_high for r in loss.values())
-    # SFT on HHH chats fits held-out HHH chats: the loss falls, beyond its interval
-    assert loss[12].ci_high < loss[0].ci_low
+    change = {r.step: r for r in _series(log, "full", "normal") if r.eval == "hhh_loss_change"}
+    assert sorted(change) == [6, 12]  # the paired change since step 0, on the same held-out chats
+    assert abs(change[12].value - (loss[12].value - loss[0].value)) < 1e-6
     for variant in ("pre_scratchpad", "post_scratchpad"):  # the CoT model's variants each have their curve
         assert {r.step for r in _series(log, "full", "cot", variant) if r.eval == "hhh_loss"} == {0, 6, 12}
+    # The CoT model writes a scratchpad before every answer, so HHH answers without one (pre-scratchpad) are what
+    # it has to learn: the held-out loss falls, by a paired change whose interval excludes 0. (The normal model
+    # already answers HHH without the trigger; its loss has little to fall.)
+    pre = {r.step: r for r in _series(log, "full", "cot", "pre_scratchpad") if r.eval == "hhh_loss_change"}
+    assert pre[12].ci_high < 0
 
 
 def test_hhh_rl_records_held_out_reward_gap_and_kl(pipeline_run):

