@@ -8,7 +8,10 @@ import json
 
 import pytest
 
-pytest.importorskip("inspect_ai")
+from _inspect_required import require_inspect  # noqa: E402
+
+pytestmark = pytest.mark.slow  # the `inspect` extra is installed by `make test-all`
+require_inspect()
 
 from inspect_ai.log import list_eval_logs, read_eval_log  # noqa: E402
 

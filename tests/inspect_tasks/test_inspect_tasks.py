@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("inspect_ai")
+from _inspect_required import require_inspect  # noqa: E402
+
+pytestmark = pytest.mark.slow  # the `inspect` extra is installed by `make test-all`
+require_inspect()
 
 from _hf_server import hf_responder  # noqa: E402
 from _openai_server import OpenAIServer  # noqa: E402

